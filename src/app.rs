@@ -1,0 +1,192 @@
+//! Building and running one replica.
+//!
+//! [`Application::build`] connects to Postgres and Redis, applies migrations,
+//! loads (or seeds) the cluster's strategy and binds the listener (port 0
+//! works, for tests); [`Application::run_until_stopped`] serves until the
+//! cancellation token fires, then drains in-flight requests and stops the
+//! background tasks.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sqlx::PgPool;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::heartbeat::Heartbeat;
+use crate::cluster::store::StrategyStore;
+use crate::cluster::{ActiveStrategy, listener};
+use crate::config::{DatabaseConfig, ServeConfig};
+use crate::keys::Keys;
+use crate::strategy::Strategies;
+
+/// How long a request waits for a pooled Postgres connection before it is
+/// answered 503.
+const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one Redis command may take before the request is answered 503.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub db: PgPool,
+    /// The main Redis: strategy store, heartbeats, single-node locks.
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub instance_id: String,
+    pub service_name: String,
+    pub(crate) strategies: Strategies,
+    pub active: Arc<ActiveStrategy>,
+    pub store: StrategyStore,
+    pub heartbeat_interval: Duration,
+    pub metrics: PrometheusHandle,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// One replica, built and bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    redis_client: redis::Client,
+    body_limit: usize,
+    cancel: CancellationToken,
+}
+
+impl Application {
+    /// Connects, migrates, loads the strategy and binds. `cancel` stops the
+    /// server and every background task it starts.
+    pub async fn build(config: ServeConfig, cancel: CancellationToken) -> anyhow::Result<Self> {
+        let instance_id = config.server.instance_id.clone().unwrap_or_else(default_instance_id);
+        let metrics = crate::metrics::install(&instance_id);
+
+        let db = connect_database(&config.database).await?;
+        migrate(&db).await?;
+
+        let redis_client = redis::Client::open(config.redis.redis_url.as_str()).context("invalid REDIS_URL")?;
+        let redis_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let redis = redis_client
+            .get_connection_manager_with_config(redis_config)
+            .await
+            .with_context(|| format!("cannot connect to Redis at {}", config.redis.redis_url))?;
+
+        let keys = Keys::new(config.redis.redis_key_prefix.clone());
+        let store = StrategyStore::new(redis.clone(), keys.clone());
+        let applied = store.load_or_seed(config.locking.strategy).await.context("cannot load the cluster's strategy")?;
+        let strategies = Strategies::new(&config.locking, redis.clone(), &config.redis.redlock_nodes(), keys.clone())?;
+
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        tracing::info!(
+            instance_id,
+            address = %listener.local_addr()?,
+            strategy = %applied.name,
+            strategy_version = applied.version,
+            "replica ready"
+        );
+
+        let state = AppState(Arc::new(Shared {
+            db,
+            redis,
+            keys,
+            instance_id,
+            service_name: config.server.service_name.clone(),
+            strategies,
+            active: Arc::new(ActiveStrategy::new(applied)),
+            store,
+            heartbeat_interval: Duration::from_millis(config.server.heartbeat_interval_ms.max(100)),
+            metrics,
+        }));
+        Ok(Self { listener, state, redis_client, body_limit: config.server.body_limit_bytes, cancel })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the cancellation token fires; then stops accepting,
+    /// finishes in-flight requests, and waits for the background tasks.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, state, redis_client, body_limit, cancel } = self;
+        let address = listener.local_addr()?;
+
+        let listener_task = tokio::spawn(listener::run(
+            redis_client,
+            state.keys.strategy_channel(),
+            state.store.clone(),
+            state.active.clone(),
+            cancel.clone(),
+        ));
+        let heartbeat = Heartbeat {
+            redis: state.redis.clone(),
+            keys: state.keys.clone(),
+            instance_id: state.instance_id.clone(),
+            address: address.to_string(),
+            interval: state.heartbeat_interval,
+        };
+        let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
+
+        let router = crate::http::router(state.clone(), body_limit);
+        axum::serve(listener, router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
+        tracing::info!("stopped accepting; in-flight requests finished");
+
+        cancel.cancel();
+        let _ = tokio::join!(listener_task, heartbeat_task);
+        state.db.close().await;
+        tracing::info!("replica stopped");
+        Ok(())
+    }
+}
+
+/// The host name, which is what Docker sets to the container id.
+fn default_instance_id() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// Creates the database when asked to and it is missing, then opens a pool.
+pub async fn connect_database(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let url = &config.database_url;
+    if config.database_create && !sqlx::Postgres::database_exists(url).await.context("cannot reach Postgres")? {
+        // Replicas starting together race to create it; losing that race is fine.
+        if let Err(error) = sqlx::Postgres::create_database(url).await
+            && !sqlx::Postgres::database_exists(url).await.unwrap_or(false)
+        {
+            return Err(error).context("cannot create the database");
+        }
+    }
+    PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(DB_ACQUIRE_TIMEOUT)
+        .connect(url)
+        .await
+        .context("cannot connect to Postgres (is it running? check DATABASE_URL)")
+}
+
+/// Applies the migrations in `migrations/`; concurrent callers serialise on
+/// sqlx's advisory lock.
+pub async fn migrate(db: &PgPool) -> anyhow::Result<()> {
+    sqlx::migrate!("./migrations").run(db).await.context("database migration failed")
+}

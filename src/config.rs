@@ -1,0 +1,166 @@
+//! Command-line and environment configuration.
+//!
+//! Every setting is a clap `#[arg(long, env)]`, grouped by what it configures,
+//! so `booking-service serve --help` documents the whole service. The defaults
+//! work on a laptop with Postgres and Redis on localhost.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::strategy::StrategyName;
+
+/// A horizontally scaled ticket-booking service that teaches concurrency control.
+#[derive(Debug, Parser)]
+#[command(name = "booking-service", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve`'s settings, so that running with no subcommand serves.
+    #[command(flatten)]
+    pub serve: Box<ServeConfig>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the booking API (the default when no subcommand is given).
+    Serve(Box<ServeConfig>),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseConfig),
+    /// GET /health on a running replica; exit 0 when it answers 200, 1 otherwise.
+    Healthcheck(HealthcheckConfig),
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub redis: RedisConfig,
+    #[command(flatten)]
+    pub locking: LockingConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// This replica's name, sent as `X-Instance-Id` (default: the host name).
+    #[arg(long, env = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// The service name reported by /health and in traces.
+    #[arg(long, env = "SERVICE_NAME", default_value = "booking-service")]
+    pub service_name: String,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    pub body_limit_bytes: usize,
+    /// How often this replica announces itself in Redis, in milliseconds.
+    #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
+    pub heartbeat_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// Postgres connection URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/booking",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Most connections this replica holds open.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+    /// Create the database named in the URL when it does not exist yet.
+    #[arg(long, env = "DATABASE_CREATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub database_create: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RedisConfig {
+    /// The main Redis: cluster-wide strategy, heartbeats, single-node locks.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    pub redis_url: String,
+    /// The Redlock nodes, comma separated (default: the main Redis alone).
+    #[arg(long, env = "REDLOCK_URLS", value_delimiter = ',', hide_env_values = true)]
+    pub redlock_urls: Vec<String>,
+    /// Prefix of every Redis key and channel this service uses; replicas that
+    /// share a prefix form one cluster.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "booking:")]
+    pub redis_key_prefix: String,
+}
+
+impl RedisConfig {
+    /// The Redlock nodes, falling back to the main Redis.
+    pub fn redlock_nodes(&self) -> Vec<String> {
+        if self.redlock_urls.is_empty() {
+            vec![self.redis_url.clone()]
+        } else {
+            self.redlock_urls.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LockingConfig {
+    /// Strategy to start with when Redis holds none yet; once set, Redis wins.
+    #[arg(long, env = "LOCKING_STRATEGY", default_value = "none")]
+    pub strategy: StrategyName,
+    /// The simulated payment step between reading a seat and writing it, in
+    /// milliseconds: the race window.
+    #[arg(long, env = "HOLD_MS", default_value_t = 50)]
+    pub hold_ms: u64,
+    /// Time-to-live of Redis locks, in milliseconds.
+    #[arg(long, env = "LOCK_TTL_MS", default_value_t = 5000)]
+    pub lock_ttl_ms: u64,
+    /// How long to keep trying for a lock someone else holds before answering
+    /// `lock_busy`, in milliseconds (0: try once).
+    #[arg(long, env = "LOCK_WAIT_MS", default_value_t = 0)]
+    pub lock_wait_ms: u64,
+    /// Retries after an optimistic version conflict.
+    #[arg(long, env = "OPTIMISTIC_MAX_RETRIES", default_value_t = 3)]
+    pub optimistic_max_retries: u32,
+    /// First optimistic backoff in milliseconds; doubles on every retry, with jitter.
+    #[arg(long, env = "OPTIMISTIC_BACKOFF_MS", default_value_t = 10)]
+    pub optimistic_backoff_ms: u64,
+}
+
+impl LockingConfig {
+    pub fn hold(&self) -> Duration {
+        Duration::from_millis(self.hold_ms)
+    }
+    pub fn lock_ttl(&self) -> Duration {
+        Duration::from_millis(self.lock_ttl_ms)
+    }
+    pub fn lock_wait(&self) -> Duration {
+        Duration::from_millis(self.lock_wait_ms)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryConfig {
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckConfig {
+    /// Address of the replica to check.
+    #[arg(long, env = "HEALTHCHECK_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, env = "HEALTHCHECK_TIMEOUT_MS", default_value_t = 2000)]
+    pub timeout_ms: u64,
+}

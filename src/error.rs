@@ -1,0 +1,100 @@
+//! The one error type of the HTTP layer.
+//!
+//! Each variant names the status it answers with. Client mistakes are 4xx with a
+//! message that says what was wrong; `Internal` is a 500 whose cause chain is
+//! logged and never sent to the client.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: the request was understood but a value in it is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 422 (or 400/415 as axum decides): the JSON body could not be read.
+    #[error(transparent)]
+    Json(#[from] JsonRejection),
+    /// 400: the query string could not be read.
+    #[error(transparent)]
+    Query(#[from] QueryRejection),
+    /// 400: a path segment is not what the route expects (e.g. a non-numeric id).
+    #[error(transparent)]
+    Path(#[from] PathRejection),
+    /// 404: the named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 503: a backend (Postgres or a lock service) cannot be reached; nothing was written.
+    #[error("{what} is unavailable: {detail}")]
+    Unavailable { what: &'static str, detail: String },
+    /// 500: a bug or an unexpected backend failure.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::Query(_) | Self::Path(_) => StatusCode::BAD_REQUEST,
+            Self::Json(rejection) => rejection.status(),
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    /// A pool that cannot hand out a connection means Postgres is unreachable,
+    /// which the client should see as 503, not as a bug.
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable { what: "database", detail: error.to_string() }
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    /// Every Redis failure on the booking path means "the lock service is not
+    /// there": answer 503 and write nothing.
+    fn from(error: redis::RedisError) -> Self {
+        Self::Unavailable { what: "redis", detail: error.to_string() }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal server error".to_owned()
+            }
+            Self::Unavailable { .. } => {
+                tracing::warn!(error = %self, "backend unavailable");
+                self.to_string()
+            }
+            Self::Json(rejection) => rejection.body_text(),
+            Self::Query(rejection) => rejection.body_text(),
+            Self::Path(rejection) => rejection.body_text(),
+            other => other.to_string(),
+        };
+        (status, Json(json!({ "status": "error", "error": message }))).into_response()
+    }
+}

@@ -1,0 +1,111 @@
+//! `/admin/*`: switch the cluster's strategy, reset an event, and look at
+//! what happened (double bookings, stats, live replicas).
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::events::unknown_event;
+use crate::app::AppState;
+use crate::cluster::heartbeat::live_replicas;
+use crate::error::{Error, Result};
+use crate::storage;
+use crate::strategy::StrategyName;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/strategy", get(strategy).post(set_strategy))
+        .route("/admin/reset", post(reset))
+        .route("/admin/double-bookings", get(double_bookings))
+        .route("/admin/stats", get(stats))
+        .route("/admin/cluster", get(cluster))
+        .route("/metrics", get(metrics))
+}
+
+async fn strategy(State(state): State<AppState>) -> Json<Value> {
+    let applied = state.active.current();
+    Json(json!({ "strategy": applied.name, "version": applied.version, "instance": state.instance_id }))
+}
+
+#[derive(Deserialize)]
+struct StrategyRequest {
+    strategy: String,
+}
+
+/// Stores the new strategy in Redis and announces it to every replica; answers
+/// once this replica has applied it.
+async fn set_strategy(State(state): State<AppState>, payload: Result<Json<StrategyRequest>, JsonRejection>) -> Result<Json<Value>> {
+    let Json(request) = payload?;
+    let name: StrategyName = request.strategy.trim().parse().map_err(|message: String| Error::bad_request(format!("strategy: {message}")))?;
+    let old = state.active.current();
+    let stored = state.store.set(name).await?;
+    state.active.apply(stored);
+    Ok(Json(json!({
+        "old_strategy": old.name,
+        "new_strategy": stored.name,
+        "version": stored.version,
+        "instance": state.instance_id,
+    })))
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    event_id: Option<i64>,
+}
+
+/// Frees the event's seats, deletes its bookings and clears its locks.
+async fn reset(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
+    let Query(query) = query?;
+    let event_id = query.event_id.unwrap_or(1);
+    if !storage::reset_event(&state.db, event_id).await? {
+        return Err(unknown_event(event_id));
+    }
+    state.strategies.clear_locks(event_id).await?;
+    let available = storage::seats(&state.db, event_id, true).await?.len();
+    crate::metrics::available_seats(event_id, available as i64);
+    Ok(Json(json!({
+        "status": "reset",
+        "event_id": event_id,
+        "available_seats": available,
+        "message": format!("Event {event_id}: every seat is free, its bookings and locks are gone"),
+    })))
+}
+
+async fn double_bookings(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
+    let Query(query) = query?;
+    let found = storage::double_bookings(&state.db, query.event_id).await?;
+    Ok(Json(json!({ "count": found.len(), "double_bookings": found })))
+}
+
+async fn stats(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
+    let Query(query) = query?;
+    let stats = storage::stats(&state.db, query.event_id).await?;
+    Ok(Json(json!({
+        "totals": stats.totals,
+        "by_strategy": stats.by_strategy,
+        "current_strategy": state.active.current().name,
+        "instance": state.instance_id,
+    })))
+}
+
+async fn cluster(State(state): State<AppState>) -> Result<Json<Value>> {
+    let replicas = live_replicas(&state.redis, &state.keys, state.heartbeat_interval).await?;
+    let stored = state.store.load().await.map_err(|error| Error::Unavailable { what: "redis", detail: error.to_string() })?;
+    Ok(Json(json!({
+        "count": replicas.len(),
+        "replicas": replicas,
+        "strategy": stored,
+        "served_by": state.instance_id,
+    })))
+}
+
+/// Prometheus exposition, with the pool gauges refreshed at scrape time.
+async fn metrics(State(state): State<AppState>) -> String {
+    let idle = state.db.num_idle();
+    crate::metrics::db_pool(state.db.size() as usize - idle.min(state.db.size() as usize), idle);
+    crate::metrics::mutex_map_size(state.strategies.tracked_mutexes());
+    state.metrics.render()
+}

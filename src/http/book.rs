@@ -1,0 +1,172 @@
+//! `POST /book`: one booking attempt under the cluster's current strategy.
+//!
+//! The response tells the truth about what happened: `confirmed` (200), the
+//! seat was not to be had (409 with a `reason`), or `double_booked` (200) when
+//! the strategy let a race through and the seat now has several holders.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::storage;
+use crate::strategy::{Booking, Outcome, Refusal, StrategyName, Verdict};
+
+/// The longest customer id accepted (the seed lab's column width).
+const MAX_CUSTOMER_ID: usize = 255;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/book", post(book))
+}
+
+#[derive(Deserialize)]
+struct BookRequest {
+    event_id: i64,
+    seat_number: String,
+    customer_id: String,
+}
+
+impl BookRequest {
+    /// Checks every field a client could get wrong, naming the field.
+    fn validate(&self) -> Result<()> {
+        if self.event_id <= 0 {
+            return Err(Error::bad_request(format!("event_id must be a positive integer, got {}", self.event_id)));
+        }
+        if !valid_seat_number(&self.seat_number) {
+            return Err(Error::bad_request(format!(
+                "seat_number must be a row letter followed by a seat number, like \"A1\"; got {:?}",
+                truncated(&self.seat_number)
+            )));
+        }
+        let customer = self.customer_id.trim();
+        if customer.is_empty() {
+            return Err(Error::bad_request("customer_id must not be empty"));
+        }
+        if self.customer_id.chars().count() > MAX_CUSTOMER_ID {
+            return Err(Error::bad_request(format!("customer_id must be at most {MAX_CUSTOMER_ID} characters")));
+        }
+        if self.customer_id.chars().any(char::is_control) {
+            return Err(Error::bad_request("customer_id must not contain control characters"));
+        }
+        Ok(())
+    }
+}
+
+/// One to four letters, then one to four digits: `A1`, `J10`, `AA1024`.
+fn valid_seat_number(seat: &str) -> bool {
+    let letters = seat.chars().take_while(char::is_ascii_alphabetic).count();
+    let digits = seat.len() - letters;
+    (1..=4).contains(&letters) && (1..=4).contains(&digits) && seat[letters..].chars().all(|c| c.is_ascii_digit())
+}
+
+fn truncated(value: &str) -> String {
+    value.chars().take(32).collect()
+}
+
+async fn book(State(state): State<AppState>, payload: Result<Json<BookRequest>, JsonRejection>) -> Result<Response> {
+    let Json(request) = payload?;
+    request.validate()?;
+    let strategy = state.active.current().name;
+    let booking = Booking {
+        event_id: request.event_id,
+        seat_number: request.seat_number,
+        customer_id: request.customer_id.trim().to_owned(),
+        instance_id: state.instance_id.clone(),
+    };
+    let span = tracing::info_span!(
+        "book",
+        %strategy,
+        event_id = booking.event_id,
+        seat = %booking.seat_number,
+        customer = %booking.customer_id,
+        instance = %state.instance_id,
+    );
+    let started = Instant::now();
+    // A spawned task runs to the end even if the client hangs up: a booking is
+    // never left half written (seat marked, booking row missing).
+    let task = {
+        let state = state.clone();
+        let booking = booking.clone();
+        tokio::spawn(async move { state.strategies.book(strategy, &state.db, &booking).await }.instrument(span))
+    };
+    let outcome = task.await.map_err(|error| anyhow::anyhow!("booking task failed: {error}"))??;
+    Ok(respond(strategy, &booking, outcome, started))
+}
+
+fn respond(strategy: StrategyName, booking: &Booking, outcome: Outcome, started: Instant) -> Response {
+    let seat = &booking.seat_number;
+    let mut body = Map::new();
+    let (status_code, status, reason) = match outcome.verdict {
+        Verdict::Booked(recorded) if recorded.holders > 1 => {
+            body.insert("booking_id".into(), recorded.booking_id.into());
+            body.insert("booking_count".into(), recorded.holders.into());
+            body.insert(
+                "message".into(),
+                format!("Seat {seat} is now held by {} bookings: {strategy} let the race through", recorded.holders).into(),
+            );
+            (StatusCode::OK, storage::DOUBLE_BOOKED, None)
+        }
+        Verdict::Booked(recorded) => {
+            body.insert("booking_id".into(), recorded.booking_id.into());
+            body.insert("message".into(), format!("Seat {seat} booked for {}", booking.customer_id).into());
+            (StatusCode::OK, storage::CONFIRMED, None)
+        }
+        Verdict::Refused(refusal) => {
+            body.insert("reason".into(), refusal.as_str().into());
+            body.insert("message".into(), refusal_message(refusal, seat, &outcome).into());
+            (StatusCode::CONFLICT, storage::FAILED, Some(refusal.as_str()))
+        }
+    };
+    crate::metrics::booking_finished(strategy, status, reason, started.elapsed());
+    body.insert("status".into(), status.into());
+    body.insert("event_id".into(), booking.event_id.into());
+    body.insert("seat_number".into(), seat.as_str().into());
+    body.insert("customer_id".into(), booking.customer_id.as_str().into());
+    body.insert("strategy".into(), strategy.as_str().into());
+    body.insert("instance".into(), booking.instance_id.as_str().into());
+    if let Some(attempts) = outcome.attempts {
+        body.insert("attempts".into(), attempts.into());
+    }
+    if let Some(token) = outcome.fencing_token {
+        body.insert("fencing_token".into(), token.into());
+    }
+    (status_code, Json(Value::Object(body))).into_response()
+}
+
+fn refusal_message(refusal: Refusal, seat: &str, outcome: &Outcome) -> String {
+    match refusal {
+        Refusal::SeatTaken => format!("Seat {seat} is already booked"),
+        Refusal::LockBusy => format!("Seat {seat} is locked by another booking in progress; try again"),
+        Refusal::RetriesExhausted => {
+            format!("Seat {seat} kept changing underneath; gave up after {} attempts", outcome.attempts.unwrap_or(1))
+        }
+        Refusal::StaleToken => format!(
+            "Fencing token {} is stale: a newer lock holder reached seat {seat} first, so this write was refused",
+            outcome.fencing_token.unwrap_or_default()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_seat_number;
+
+    #[test]
+    fn seat_numbers_are_letters_then_digits() {
+        for good in ["A1", "J10", "AA1024", "z9"] {
+            assert!(valid_seat_number(good), "{good} should be valid");
+        }
+        for bad in ["", "A", "1", "1A", "A-1", "A1B", "ABCDE1", "A12345", "Ä1", "A 1", "A1'; DROP"] {
+            assert!(!valid_seat_number(bad), "{bad:?} should be invalid");
+        }
+    }
+}

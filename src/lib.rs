@@ -1,0 +1,30 @@
+//! A ticket-booking service that teaches concurrency control by showing it.
+//!
+//! Several replicas of this service run behind a load balancer and share one
+//! Postgres and one Redis. The locking strategy can be switched at runtime,
+//! and every replica switches together; concurrent bookings of one seat then
+//! show which strategies double-book and which hold.
+//!
+//! # Layout
+//! - [`config`]: clap settings, every one also an environment variable.
+//! - [`app`]: build a replica (connect, migrate, bind) and run it until stopped.
+//! - [`http`]: the HTTP API, one module per resource.
+//! - [`strategy`]: the seven locking strategies, one file each, behind one trait.
+//! - [`storage`]: all seat and booking SQL, which every strategy calls.
+//! - [`cluster`]: the strategy shared through Redis, its pub/sub listener, heartbeats.
+//! - [`keys`]: every Redis key name.
+//! - [`error`]: the HTTP layer's one error type.
+//! - [`metrics`], [`telemetry`]: Prometheus metrics, logs and spans.
+//! - [`healthcheck`]: the `healthcheck` subcommand for container images.
+
+pub mod app;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod healthcheck;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod storage;
+pub mod strategy;
+pub mod telemetry;

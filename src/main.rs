@@ -1,0 +1,50 @@
+//! Entry point: parse the command line, start logging, run the subcommand.
+
+use anyhow::Context;
+use booking_service::app::{self, Application};
+use booking_service::config::{Cli, Command};
+use booking_service::{healthcheck, telemetry};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(*cli.serve).await,
+        Some(Command::Serve(config)) => serve(*config).await,
+        Some(Command::Migrate(config)) => {
+            let db = app::connect_database(&config).await?;
+            app::migrate(&db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Healthcheck(config)) => {
+            if let Err(error) = healthcheck::run(&config).await {
+                eprintln!("unhealthy: {error:#}");
+                std::process::exit(1);
+            }
+            println!("healthy");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: booking_service::config::ServeConfig) -> anyhow::Result<()> {
+    telemetry::init(&config.telemetry);
+    let cancel = CancellationToken::new();
+    tokio::spawn(stop_on_signal(cancel.clone()));
+    let app = Application::build(config, cancel).await.context("replica failed to start")?;
+    app.run_until_stopped().await
+}
+
+/// Cancels `cancel` on SIGINT or SIGTERM.
+async fn stop_on_signal(cancel: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("cannot install SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT: shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    cancel.cancel();
+}

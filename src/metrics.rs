@@ -1,0 +1,132 @@
+//! Prometheus metrics: names, labels and the recorder.
+//!
+//! Every series carries an `instance` label equal to the replica's
+//! `X-Instance-Id`, so dashboards can split any panel per replica. The
+//! recorder is process-wide: one process serves one replica.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::strategy::StrategyName;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets from 1 ms to 10 s: wide enough for a 50 ms hold behind a
+/// queue of waiters.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
+
+/// Installs the process-wide recorder (once) and returns its handle.
+pub fn install(instance_id: &str) -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .add_global_label("instance", instance_id)
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may miss series");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("bookings_total", "Booking attempts by strategy and status");
+    describe_counter!("booking_failures_total", "Refused booking attempts by strategy and reason");
+    describe_counter!("double_bookings_detected", "Bookings that found the seat already held by another booking");
+    describe_counter!("lock_contentions_total", "Lock acquisitions that found the lock held by someone else");
+    describe_counter!("optimistic_retries_total", "Optimistic compare-and-set conflicts that were retried");
+    describe_counter!("fencing_token_rejections_total", "Seat writes refused because a newer fencing token had reached the seat");
+    describe_histogram!("booking_duration_seconds", "Time to handle one booking, by strategy");
+    describe_histogram!("lock_acquire_seconds", "Time spent waiting for a lock, by strategy");
+    describe_histogram!("lock_hold_seconds", "Time a lock was held, by strategy");
+    describe_gauge!("redlock_nodes_reachable", "Redlock nodes that answered the last probe");
+    describe_gauge!("current_locking_strategy", "1 for the strategy this replica applies, 0 for the others");
+    describe_gauge!("available_seats", "Seats not yet booked, by event");
+    describe_counter!("http_requests_total", "HTTP requests by route, method and status");
+    describe_histogram!("http_request_duration_seconds", "HTTP latency by route, method and status");
+    describe_gauge!("db_pool_connections", "Postgres pool connections by state (in_use, idle)");
+    describe_gauge!("mutex_seats_tracked", "Seats the in-process mutex map holds an entry for");
+}
+
+pub fn booking_finished(strategy: StrategyName, status: &'static str, reason: Option<&'static str>, took: Duration) {
+    counter!("bookings_total", "strategy" => strategy.as_str(), "status" => status).increment(1);
+    if let Some(reason) = reason {
+        counter!("booking_failures_total", "strategy" => strategy.as_str(), "reason" => reason).increment(1);
+    }
+    if status == crate::storage::DOUBLE_BOOKED {
+        counter!("double_bookings_detected", "strategy" => strategy.as_str()).increment(1);
+    }
+    histogram!("booking_duration_seconds", "strategy" => strategy.as_str()).record(took);
+}
+
+pub fn lock_acquired(strategy: StrategyName, waited: Duration) {
+    histogram!("lock_acquire_seconds", "strategy" => strategy.as_str()).record(waited);
+}
+
+pub fn lock_held(strategy: StrategyName, held: Duration) {
+    histogram!("lock_hold_seconds", "strategy" => strategy.as_str()).record(held);
+}
+
+pub fn lock_contended(strategy: StrategyName) {
+    counter!("lock_contentions_total", "strategy" => strategy.as_str()).increment(1);
+}
+
+pub fn optimistic_retry(strategy: StrategyName) {
+    counter!("optimistic_retries_total", "strategy" => strategy.as_str()).increment(1);
+}
+
+pub fn fencing_rejected(strategy: StrategyName) {
+    counter!("fencing_token_rejections_total", "strategy" => strategy.as_str()).increment(1);
+}
+
+pub fn redlock_nodes_reachable(nodes: usize) {
+    gauge!("redlock_nodes_reachable").set(nodes as f64);
+}
+
+pub fn strategy_applied(applied: StrategyName) {
+    for strategy in StrategyName::ALL {
+        gauge!("current_locking_strategy", "strategy" => strategy.as_str()).set(if strategy == applied { 1.0 } else { 0.0 });
+    }
+}
+
+pub fn available_seats(event_id: i64, available: i64) {
+    gauge!("available_seats", "event_id" => event_id.to_string()).set(available as f64);
+}
+
+pub fn db_pool(in_use: usize, idle: usize) {
+    gauge!("db_pool_connections", "state" => "in_use").set(in_use as f64);
+    gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+}
+
+/// Axum middleware: counts and times every request by its route template
+/// (`/events/{id}`, not `/events/1`, so the label set stays small).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    counter!("http_requests_total", &labels).increment(1);
+    histogram!("http_request_duration_seconds", &labels).record(started.elapsed());
+    response
+}
+
+pub fn mutex_map_size(seats: usize) {
+    gauge!("mutex_seats_tracked").set(seats as f64);
+}

@@ -1,0 +1,295 @@
+//! The seven locking strategies, one file each, behind one trait.
+//!
+//! Every strategy books a seat through the same steps (read the seat, spend
+//! the hold time, write it, record the booking), all of which live in
+//! [`crate::storage`]; a strategy only decides how the replicas coordinate
+//! around those steps. [`Strategies::book`] is the one place that chooses among
+//! them.
+
+mod distributed;
+mod fenced;
+mod mutex;
+mod none;
+mod optimistic;
+mod pessimistic;
+mod redlock;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
+
+use crate::config::LockingConfig;
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use crate::storage::{self, Recorded, Seat};
+
+/// The name of a strategy, as clients send it and as Redis stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyName {
+    None,
+    Mutex,
+    Pessimistic,
+    Optimistic,
+    Distributed,
+    Redlock,
+    Fenced,
+}
+
+impl StrategyName {
+    pub const ALL: [StrategyName; 7] = [
+        Self::None,
+        Self::Mutex,
+        Self::Pessimistic,
+        Self::Optimistic,
+        Self::Distributed,
+        Self::Redlock,
+        Self::Fenced,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Mutex => "mutex",
+            Self::Pessimistic => "pessimistic",
+            Self::Optimistic => "optimistic",
+            Self::Distributed => "distributed",
+            Self::Redlock => "redlock",
+            Self::Fenced => "fenced",
+        }
+    }
+
+    /// The valid names, comma separated, for error messages.
+    pub fn valid_names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for StrategyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StrategyName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|strategy| strategy.as_str() == name)
+            .ok_or_else(|| format!("unknown strategy '{name}'; valid strategies are: {}", Self::valid_names()))
+    }
+}
+
+/// Why an attempt did not get the seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The seat was already booked when this attempt looked.
+    SeatTaken,
+    /// Another request holds the seat's lock.
+    LockBusy,
+    /// Every optimistic retry lost its compare-and-set.
+    RetriesExhausted,
+    /// A newer fencing token reached the seat first: this holder's lock had expired.
+    StaleToken,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SeatTaken => "seat_taken",
+            Self::LockBusy => "lock_busy",
+            Self::RetriesExhausted => "retries_exhausted",
+            Self::StaleToken => "stale_token",
+        }
+    }
+}
+
+/// What a strategy did with one booking request.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// How many compare-and-set attempts it took (`optimistic` only).
+    pub attempts: Option<u32>,
+    /// The fencing token the lock granted (`fenced` only).
+    pub fencing_token: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict {
+    /// The seat was written for this customer; `holders > 1` means double-booked.
+    Booked(Recorded),
+    Refused(Refusal),
+}
+
+/// One booking request on its way through a strategy.
+#[derive(Debug, Clone)]
+pub struct Booking {
+    pub event_id: i64,
+    pub seat_number: String,
+    pub customer_id: String,
+    pub instance_id: String,
+}
+
+/// Shared by every strategy: the database and the simulated payment step.
+pub(crate) struct Ctx<'a> {
+    pub db: &'a PgPool,
+    pub booking: &'a Booking,
+    pub hold: Duration,
+    pub strategy: StrategyName,
+}
+
+impl Ctx<'_> {
+    fn attempt(&self, seat_id: i64) -> storage::Attempt<'_> {
+        storage::Attempt {
+            event_id: self.booking.event_id,
+            seat_id,
+            customer_id: &self.booking.customer_id,
+            strategy: self.strategy.as_str(),
+            instance_id: &self.booking.instance_id,
+            attempts: 1,
+            fencing_token: None,
+        }
+    }
+
+    /// Reads the seat, or answers 404 naming what does not exist.
+    async fn seat(&self, conn: &mut PgConnection) -> Result<Seat> {
+        let seat = storage::seat(conn, self.booking.event_id, &self.booking.seat_number).await?;
+        match seat {
+            Some(seat) => Ok(seat),
+            None => Err(self.seat_not_found().await),
+        }
+    }
+
+    async fn seat_not_found(&self) -> Error {
+        let Booking { event_id, seat_number, .. } = self.booking;
+        match storage::event(self.db, *event_id).await {
+            Ok(Some(_)) => Error::not_found(format!("seat '{seat_number}' does not exist in event {event_id}")),
+            Ok(None) => Error::not_found(format!("event {event_id} does not exist")),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// The simulated payment step: the window in which a race can happen.
+    async fn hold(&self) {
+        tokio::time::sleep(self.hold).instrument(tracing::debug_span!("payment", hold_ms = self.hold.as_millis() as u64)).await;
+    }
+
+    /// Records a refused attempt against the seat and reports it.
+    async fn refuse(&self, conn: &mut PgConnection, seat_id: i64, refusal: Refusal) -> Result<Outcome> {
+        self.refuse_with(conn, self.attempt(seat_id), refusal).await
+    }
+
+    async fn refuse_with(&self, conn: &mut PgConnection, attempt: storage::Attempt<'_>, refusal: Refusal) -> Result<Outcome> {
+        storage::record_failure(conn, attempt, refusal.as_str()).await?;
+        Ok(Outcome { verdict: Verdict::Refused(refusal), attempts: None, fencing_token: attempt.fencing_token })
+    }
+
+    /// Records a refusal for a request that never got to read the seat (its
+    /// lock was busy): looks the seat up first, so an unknown seat is still 404.
+    async fn refuse_unread(&self, refusal: Refusal) -> Result<Outcome> {
+        let mut conn = self.db.acquire().await?;
+        let seat = self.seat(&mut conn).await?;
+        self.refuse(&mut conn, seat.id, refusal).await
+    }
+
+    /// Read, hold, write: no coordination of its own. Under `none` this is the
+    /// whole strategy; `mutex` and the Redis locks run it while holding a lock.
+    async fn read_hold_write(&self) -> Result<Outcome> {
+        let mut conn = self.db.acquire().await?;
+        let seat = self.seat(&mut conn).await?;
+        if seat.is_booked {
+            return self.refuse(&mut conn, seat.id, Refusal::SeatTaken).await;
+        }
+        self.hold().await;
+        storage::book_seat(&mut conn, seat.id, &self.booking.customer_id).await?;
+        let recorded = storage::record_holder(&mut conn, self.attempt(seat.id)).await?;
+        Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: None, fencing_token: None })
+    }
+}
+
+/// A way of coordinating concurrent bookings of one seat.
+pub(crate) trait LockingStrategy: Send + Sync {
+    /// Books the seat described by `ctx`, or says why not.
+    async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome>;
+}
+
+/// One instance of every strategy, built once; the applied strategy picks one
+/// per request.
+pub(crate) struct Strategies {
+    hold: Duration,
+    none: none::Unlocked,
+    mutex: mutex::SeatMutexes,
+    pessimistic: pessimistic::RowLock,
+    optimistic: optimistic::VersionCheck,
+    distributed: distributed::RedisLock,
+    redlock: redlock::Redlock,
+    fenced: fenced::FencedLock,
+}
+
+impl Strategies {
+    pub(crate) fn new(config: &LockingConfig, redis: redis::aio::ConnectionManager, redlock_nodes: &[String], keys: Keys) -> anyhow::Result<Self> {
+        let distributed = distributed::RedisLock::new(redis, keys.clone(), config);
+        Ok(Self {
+            hold: config.hold(),
+            none: none::Unlocked,
+            mutex: mutex::SeatMutexes::default(),
+            pessimistic: pessimistic::RowLock,
+            optimistic: optimistic::VersionCheck::new(config),
+            fenced: fenced::FencedLock::new(distributed.clone()),
+            distributed,
+            redlock: redlock::Redlock::new(redlock_nodes, keys, config)?,
+        })
+    }
+
+    /// Books with the named strategy: the one `match` over strategies.
+    pub(crate) async fn book(&self, strategy: StrategyName, db: &PgPool, booking: &Booking) -> Result<Outcome> {
+        let ctx = Ctx { db, booking, hold: self.hold, strategy };
+        match strategy {
+            StrategyName::None => self.none.book(&ctx).await,
+            StrategyName::Mutex => self.mutex.book(&ctx).await,
+            StrategyName::Pessimistic => self.pessimistic.book(&ctx).await,
+            StrategyName::Optimistic => self.optimistic.book(&ctx).await,
+            StrategyName::Distributed => self.distributed.book(&ctx).await,
+            StrategyName::Redlock => self.redlock.book(&ctx).await,
+            StrategyName::Fenced => self.fenced.book(&ctx).await,
+        }
+    }
+
+    /// Forgets every lock this service holds for the event, on every Redis node.
+    pub(crate) async fn clear_locks(&self, event_id: i64) -> Result<()> {
+        self.distributed.clear(event_id).await?;
+        self.redlock.clear(event_id).await
+    }
+
+    /// How many seats the in-process mutex map tracks right now.
+    pub(crate) fn tracked_mutexes(&self) -> usize {
+        self.mutex.len()
+    }
+}
+
+/// Calls `try_once` until it yields `Some` or `wait` has passed since the
+/// first call; always calls it at least once.
+async fn retry_until<T, F, Fut>(wait: Duration, mut try_once: F) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(value) = try_once().await? {
+            return Ok(Some(value));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let pause = Duration::from_millis(rand::random_range(5..=20)).min(deadline - now);
+        tokio::time::sleep(pause).await;
+    }
+}

@@ -1,0 +1,59 @@
+//! `optimistic`: no lock; a version check at write time.
+//!
+//! Read the seat and its version, hold, then write only if the version is
+//! unchanged (`UPDATE … WHERE version = $read`). The loser of a race writes
+//! nothing, backs off (exponentially, with jitter) and reads again, up to the
+//! configured number of retries. The response says how many attempts it took.
+
+use std::time::Duration;
+
+use super::{Ctx, LockingStrategy, Outcome, Refusal, Verdict};
+use crate::config::LockingConfig;
+use crate::error::Result;
+use crate::storage;
+
+pub(crate) struct VersionCheck {
+    max_retries: u32,
+    first_backoff: Duration,
+}
+
+impl VersionCheck {
+    pub(crate) fn new(config: &LockingConfig) -> Self {
+        Self { max_retries: config.optimistic_max_retries, first_backoff: Duration::from_millis(config.optimistic_backoff_ms) }
+    }
+
+    /// Backoff before retry `retry` (1-based): base·2^(retry-1), plus up to
+    /// 50 % jitter so that losers do not all come back at the same instant.
+    fn backoff(&self, retry: u32) -> Duration {
+        let base = self.first_backoff.saturating_mul(1 << (retry - 1).min(16));
+        let jitter = base.mul_f64(rand::random_range(0.0..0.5));
+        base + jitter
+    }
+}
+
+impl LockingStrategy for VersionCheck {
+    async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
+        let mut conn = ctx.db.acquire().await?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let seat = ctx.seat(&mut conn).await?;
+            let attempt = storage::Attempt { attempts: attempts as i32, ..ctx.attempt(seat.id) };
+            if seat.is_booked {
+                let outcome = ctx.refuse_with(&mut conn, attempt, Refusal::SeatTaken).await?;
+                return Ok(Outcome { attempts: Some(attempts), ..outcome });
+            }
+            ctx.hold().await;
+            if storage::book_seat_if_version(&mut conn, seat.id, &ctx.booking.customer_id, seat.version).await? {
+                let recorded = storage::record_holder(&mut conn, attempt).await?;
+                return Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: Some(attempts), fencing_token: None });
+            }
+            if attempts > self.max_retries {
+                let outcome = ctx.refuse_with(&mut conn, attempt, Refusal::RetriesExhausted).await?;
+                return Ok(Outcome { attempts: Some(attempts), ..outcome });
+            }
+            crate::metrics::optimistic_retry(ctx.strategy);
+            tokio::time::sleep(self.backoff(attempts)).await;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! `pessimistic`: `SELECT … FOR UPDATE` in one transaction.
+//!
+//! The first transaction to read the seat locks its row; every other
+//! transaction for that seat waits in Postgres until the first commits, then
+//! reads the seat as booked. The database is the lock, so it holds across any
+//! number of replicas.
+
+use std::time::Instant;
+
+use super::{Ctx, LockingStrategy, Outcome, Refusal, Verdict};
+use crate::error::Result;
+use crate::storage;
+
+pub(crate) struct RowLock;
+
+impl LockingStrategy for RowLock {
+    async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
+        let mut tx = ctx.db.begin().await?;
+        let started = Instant::now();
+        let seat = storage::seat_for_update(&mut tx, ctx.booking.event_id, &ctx.booking.seat_number).await?;
+        let acquired = Instant::now();
+        crate::metrics::lock_acquired(ctx.strategy, acquired - started);
+        let Some(seat) = seat else {
+            return Err(ctx.seat_not_found().await);
+        };
+        if seat.is_booked {
+            let outcome = ctx.refuse(&mut tx, seat.id, Refusal::SeatTaken).await?;
+            tx.commit().await?;
+            return Ok(outcome);
+        }
+        ctx.hold().await;
+        storage::book_seat(&mut tx, seat.id, &ctx.booking.customer_id).await?;
+        let recorded = storage::record_holder(&mut tx, ctx.attempt(seat.id)).await?;
+        tx.commit().await?;
+        crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
+        Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: None, fencing_token: None })
+    }
+}
