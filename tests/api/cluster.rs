@@ -1,0 +1,160 @@
+//! Two replicas sharing Postgres and Redis: the strategy is one setting for
+//! both, and the in-process mutex stops being a lock.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{Options, RedisServer, TestApp, burst, spawn_app_with};
+
+async fn pair(strategy: &'static str) -> (TestApp, TestApp) {
+    let first = spawn_app_with(Options { strategy, ..Options::default() }).await;
+    let second = first.sibling("replica-b").await;
+    (first, second)
+}
+
+#[tokio::test]
+async fn a_strategy_set_on_one_replica_is_applied_on_the_other() {
+    let (first, second) = pair("none").await;
+
+    for strategy in ["optimistic", "fenced", "mutex"] {
+        let answer = first.set_strategy(strategy).await;
+        assert_eq!(answer["new_strategy"], strategy);
+        assert_eq!(first.strategy().await, strategy, "the replica that took the change applied it before answering");
+        second.wait_for_strategy(strategy).await;
+    }
+
+    let (status, cluster) = second.get("/admin/cluster").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cluster["count"], 2, "{cluster}");
+    // Heartbeats follow the change at once; give them a moment to land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, cluster) = first.get("/admin/cluster").await;
+    let replicas = cluster["replicas"].as_array().unwrap();
+    let ids: Vec<_> = replicas.iter().map(|replica| replica["instance_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["replica-a", "replica-b"]);
+    assert!(replicas.iter().all(|replica| replica["strategy"] == "mutex"), "{cluster}");
+}
+
+#[tokio::test]
+async fn a_stopped_replica_leaves_the_cluster_list() {
+    let (first, second) = pair("none").await;
+    let (_, cluster) = first.get("/admin/cluster").await;
+    assert_eq!(cluster["count"], 2);
+
+    second.stop().await;
+
+    let (_, cluster) = first.get("/admin/cluster").await;
+    assert_eq!(cluster["count"], 1, "{cluster}");
+    assert_eq!(cluster["replicas"][0]["instance_id"], "replica-a");
+}
+
+#[tokio::test]
+async fn mutex_double_books_across_two_replicas() {
+    let (first, second) = pair("mutex").await;
+    for round in 0..3 {
+        first.reset().await;
+        let race = burst(&[&first, &second], "A1", 10).await;
+        assert!(race.other.is_empty(), "round {round}: {:?}", race.other);
+        assert!(race.double_booked >= 1, "round {round}: each replica's mutex lets one in: {race:?}");
+        assert_eq!(first.double_booking_count().await, 1, "round {round}");
+    }
+}
+
+async fn assert_holds_across_replicas(strategy: &'static str) {
+    let (first, second) = pair(strategy).await;
+    for round in 0..3 {
+        first.reset().await;
+        let race = burst(&[&first, &second], "A1", 10).await;
+        assert!(race.other.is_empty(), "{strategy} round {round}: {:?}", race.other);
+        assert_eq!(race.confirmed, 1, "{strategy} round {round}: {race:?}");
+        assert_eq!(race.double_booked, 0, "{strategy} round {round}: {race:?}");
+        assert_eq!(first.double_booking_count().await, 0, "{strategy} round {round}");
+        let served: std::collections::HashSet<_> = race.bodies.iter().filter_map(|body| body["instance"].as_str()).collect();
+        assert_eq!(served.len(), 2, "both replicas served: {served:?}");
+    }
+}
+
+#[tokio::test]
+async fn pessimistic_holds_across_replicas() {
+    assert_holds_across_replicas("pessimistic").await;
+}
+
+#[tokio::test]
+async fn optimistic_holds_across_replicas() {
+    assert_holds_across_replicas("optimistic").await;
+}
+
+#[tokio::test]
+async fn distributed_holds_across_replicas() {
+    assert_holds_across_replicas("distributed").await;
+}
+
+#[tokio::test]
+async fn redlock_holds_across_replicas() {
+    assert_holds_across_replicas("redlock").await;
+}
+
+#[tokio::test]
+async fn fenced_holds_across_replicas() {
+    assert_holds_across_replicas("fenced").await;
+}
+
+#[tokio::test]
+async fn a_replica_that_starts_later_applies_the_current_strategy() {
+    let first = spawn_app_with(Options { strategy: "none", ..Options::default() }).await;
+    first.set_strategy("redlock").await;
+
+    // Its own setting only seeds an empty Redis; the cluster's setting wins.
+    let late = spawn_app_with(Options { instance_id: "late".into(), strategy: "pessimistic", ..first.options.clone() }).await;
+
+    assert_eq!(late.strategy().await, "redlock");
+}
+
+#[tokio::test]
+async fn a_replica_whose_pubsub_connection_drops_catches_up() {
+    let redis = RedisServer::start();
+    let first = spawn_app_with(Options { redis_url: redis.url(), ..Options::default() }).await;
+    let second = first.sibling("replica-b").await;
+    let channel = format!("{}strategy-changed", first.options.prefix);
+    wait_for_subscribers(&redis, &channel, 2).await;
+
+    redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    // Announced while nobody listens: the message itself is lost.
+    first.set_strategy("distributed").await;
+
+    second.wait_for_strategy("distributed").await;
+    wait_for_subscribers(&redis, &channel, 2).await;
+    first.set_strategy("fenced").await;
+    second.wait_for_strategy("fenced").await;
+}
+
+#[tokio::test]
+async fn an_old_announcement_cannot_roll_a_newer_setting_back() {
+    let (first, second) = pair("none").await;
+    first.set_strategy("optimistic").await;
+    first.set_strategy("fenced").await;
+    second.wait_for_strategy("fenced").await;
+
+    let client = redis::Client::open(first.options.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{}strategy-changed", first.options.prefix);
+    let receivers: i64 = redis::cmd("PUBLISH").arg(&channel).arg("2:optimistic").query_async(&mut conn).await.unwrap();
+    assert_eq!(receivers, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(first.strategy().await, "fenced");
+    assert_eq!(second.strategy().await, "fenced");
+}
+
+async fn wait_for_subscribers(redis: &RedisServer, channel: &str, expected: i64) {
+    for _ in 0..100 {
+        if let redis::Value::Array(reply) = redis.command(&["PUBSUB", "NUMSUB", channel]).await
+            && reply.get(1) == Some(&redis::Value::Int(expected))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{expected} subscribers never appeared on {channel}");
+}

@@ -1,0 +1,61 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{Options, RedisServer, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_names_the_service_instance_and_strategy() {
+    let app = spawn_app().await;
+
+    let response = app.client.get(format!("{}/health", app.address)).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-instance-id"], "replica-a");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["service"], "booking-service");
+    assert_eq!(body["instance"], "replica-a");
+    assert_eq!(body["strategy"], "none");
+}
+
+#[tokio::test]
+async fn every_response_names_the_replica_even_errors() {
+    let app = spawn_app().await;
+
+    for path in ["/events/1", "/events/999", "/no/such/route", "/admin/stats"] {
+        let response = app.client.get(format!("{}{path}", app.address)).send().await.unwrap();
+        assert_eq!(response.headers()["x-instance-id"], "replica-a", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_echoed_back() {
+    let app = spawn_app().await;
+
+    let response = app.client.get(format!("{}/health", app.address)).header("x-request-id", "trace-me-42").send().await.unwrap();
+
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+}
+
+#[tokio::test]
+async fn ready_checks_postgres_and_redis_and_fails_without_redis() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app_with(Options { redis_url: redis.url(), ..Options::default() }).await;
+
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["checks"]["redis"], "ok");
+
+    redis.stop();
+
+    for path in ["/ready", "/health?ready=true"] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["checks"]["postgres"], "ok");
+        assert_ne!(body["checks"]["redis"], "ok");
+    }
+    // Liveness stays green: the process itself is fine.
+    assert_eq!(app.get("/health").await.0, StatusCode::OK);
+}

@@ -1,0 +1,311 @@
+//! The test harness: real Postgres, real Redis, one fresh database and one
+//! Redis key prefix per test, so the suite runs in parallel.
+//!
+//! `spawn_app()` builds a replica on a random port and returns a [`TestApp`]
+//! with typed request helpers. Logs stay silent unless `TEST_LOG` is set.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use booking_service::app::Application;
+use booking_service::config::{Cli, ServeConfig};
+use clap::Parser;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+pub const REDIS: &str = "redis://127.0.0.1:6379";
+
+static TRACING: Once = Once::new();
+
+fn init_logs() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt().with_env_filter("info,booking_service=debug").with_test_writer().init();
+        }
+    });
+}
+
+/// What to build a replica with; `Default` is the laptop default with a
+/// fresh database and key prefix.
+#[derive(Clone)]
+pub struct Options {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redlock_urls: Vec<String>,
+    pub prefix: String,
+    pub instance_id: String,
+    pub strategy: &'static str,
+    pub hold_ms: u64,
+    pub lock_ttl_ms: u64,
+    pub lock_wait_ms: u64,
+    pub optimistic_max_retries: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            database_url: format!("{POSTGRES}/booking_test_{}_{}", now_secs(), &unique[..12]),
+            redis_url: REDIS.to_owned(),
+            redlock_urls: Vec::new(),
+            prefix: format!("test:{}:", &unique[..16]),
+            instance_id: "replica-a".to_owned(),
+            strategy: "none",
+            hold_ms: 200,
+            lock_ttl_ms: 5000,
+            lock_wait_ms: 0,
+            optimistic_max_retries: 3,
+        }
+    }
+}
+
+impl Options {
+    fn serve_config(&self) -> ServeConfig {
+        let mut args = vec![
+            "booking-service".to_owned(),
+            "--listen=127.0.0.1:0".to_owned(),
+            format!("--database-url={}", self.database_url),
+            format!("--redis-url={}", self.redis_url),
+            format!("--redis-key-prefix={}", self.prefix),
+            format!("--instance-id={}", self.instance_id),
+            format!("--strategy={}", self.strategy),
+            format!("--hold-ms={}", self.hold_ms),
+            format!("--lock-ttl-ms={}", self.lock_ttl_ms),
+            format!("--lock-wait-ms={}", self.lock_wait_ms),
+            format!("--optimistic-max-retries={}", self.optimistic_max_retries),
+            "--heartbeat-interval-ms=200".to_owned(),
+            "--database-max-connections=15".to_owned(),
+        ];
+        if !self.redlock_urls.is_empty() {
+            args.push(format!("--redlock-urls={}", self.redlock_urls.join(",")));
+        }
+        *Cli::parse_from(args).serve
+    }
+}
+
+/// One running replica.
+pub struct TestApp {
+    pub address: String,
+    pub options: Options,
+    pub client: reqwest::Client,
+    cancel: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    init_logs();
+    drop_stale_databases().await;
+    let cancel = CancellationToken::new();
+    let app = Application::build(options.serve_config(), cancel.clone()).await.expect("replica failed to build");
+    let address = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp { address, options, client: reqwest::Client::new(), cancel, server: Some(server) }
+}
+
+/// Outcomes of one burst of concurrent bookings.
+#[derive(Debug, Default)]
+pub struct Burst {
+    pub confirmed: usize,
+    pub double_booked: usize,
+    pub failed: usize,
+    pub other: Vec<(StatusCode, Value)>,
+    pub bodies: Vec<Value>,
+}
+
+impl TestApp {
+    /// A second replica of the same cluster: same database, same Redis prefix.
+    pub async fn sibling(&self, instance_id: &str) -> TestApp {
+        spawn_app_with(Options { instance_id: instance_id.to_owned(), ..self.options.clone() }).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.client.get(format!("{}{path}", self.address)).send().await.expect("request failed");
+        read(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self.client.post(format!("{}{path}", self.address)).json(&body).send().await.expect("request failed");
+        read(response).await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request failed");
+        read(response).await
+    }
+
+    pub async fn book(&self, seat: &str, customer: &str) -> (StatusCode, Value) {
+        self.post("/book", json!({ "event_id": 1, "seat_number": seat, "customer_id": customer })).await
+    }
+
+    pub async fn set_strategy(&self, strategy: &str) -> Value {
+        let (status, body) = self.post("/admin/strategy", json!({ "strategy": strategy })).await;
+        assert_eq!(status, StatusCode::OK, "setting {strategy} failed: {body}");
+        body
+    }
+
+    pub async fn strategy(&self) -> String {
+        self.get("/admin/strategy").await.1["strategy"].as_str().expect("strategy is a string").to_owned()
+    }
+
+    /// Polls until this replica applies `strategy`, for at most five seconds.
+    pub async fn wait_for_strategy(&self, strategy: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.strategy().await != strategy {
+            assert!(Instant::now() < deadline, "{} never applied {strategy}", self.options.instance_id);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn reset(&self) {
+        let (status, body) = self.post("/admin/reset?event_id=1", json!({})).await;
+        assert_eq!(status, StatusCode::OK, "reset failed: {body}");
+    }
+
+    pub async fn double_booking_count(&self) -> u64 {
+        self.get("/admin/double-bookings?event_id=1").await.1["count"].as_u64().expect("count")
+    }
+
+    /// Stops the replica gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task panicked").expect("server failed");
+        }
+    }
+}
+
+/// Fires `count` bookings of one seat at once, spread round-robin over
+/// `replicas`, and sorts the answers.
+pub async fn burst(replicas: &[&TestApp], seat: &str, count: usize) -> Burst {
+    let customers: Vec<String> = (0..count).map(|i| format!("customer-{i}")).collect();
+    let requests = customers.iter().enumerate().map(|(i, customer)| replicas[i % replicas.len()].book(seat, customer));
+    let mut burst = Burst::default();
+    for (status, body) in futures_util::future::join_all(requests).await {
+        match (status, body["status"].as_str()) {
+            (StatusCode::OK, Some("confirmed")) => burst.confirmed += 1,
+            (StatusCode::OK, Some("double_booked")) => burst.double_booked += 1,
+            (StatusCode::CONFLICT, Some("failed")) => burst.failed += 1,
+            _ => burst.other.push((status, body.clone())),
+        }
+        burst.bodies.push(body);
+    }
+    burst
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// Runs one SQL query against the test's database and returns the first
+/// column of the first row as i64.
+pub async fn count(options: &Options, sql: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(&options.database_url).await.expect("connect");
+    let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&pool).await.expect("query");
+    pool.close().await;
+    value
+}
+
+/// A private redis-server on a free loopback port, killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = free_port();
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).expect("url");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while client.get_connection().and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server, as a crash would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn command(&self, args: &[&str]) -> redis::Value {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query_async(&mut conn).await.expect("redis command")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Test databases are named `booking_test_<unix seconds>_<random>`; those
+/// older than an hour belong to finished runs and are dropped, so repeated
+/// runs do not fill the disk.
+async fn drop_stale_databases() {
+    let Ok(pool) = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await else { return };
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'booking_test_%'")
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+    let hour_ago = now_secs() - 3600;
+    for name in names {
+        let created = name.split('_').nth(2).and_then(|secs| secs.parse::<u64>().ok()).unwrap_or(0);
+        if created < hour_ago {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&pool).await;
+        }
+    }
+    pool.close().await;
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}

@@ -1,0 +1,12 @@
+//! The API tests: every endpoint, every strategy, and the cross-replica lesson,
+//! against real Postgres and Redis.
+
+mod helpers;
+
+mod admin;
+mod booking;
+mod cluster;
+mod events;
+mod faults;
+mod health;
+mod races;
