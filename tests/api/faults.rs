@@ -5,7 +5,20 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Options, RedisServer, count, spawn_app_with};
+use crate::helpers::{Options, RedisServer, TestApp, count, spawn_app_with};
+
+type Answer = (StatusCode, serde_json::Value);
+
+/// With a 400 ms hold and a 100 ms TTL, the first holder's lock expires while
+/// it still "pays"; a second request takes the lock at 200 ms and goes ahead.
+async fn outlive_the_lock(app: &TestApp) -> (Answer, Answer) {
+    let first = app.book("A1", "slow-payer");
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.book("A1", "second-holder").await
+    };
+    tokio::join!(first, second)
+}
 
 #[tokio::test]
 async fn redlock_books_with_one_node_down_and_refuses_with_two() {
@@ -42,14 +55,7 @@ async fn redlock_books_with_one_node_down_and_refuses_with_two() {
 async fn a_single_redis_lock_that_expires_mid_booking_double_books() {
     let app = spawn_app_with(Options { strategy: "distributed", hold_ms: 400, lock_ttl_ms: 100, ..Options::default() }).await;
 
-    // The first holder's lock expires 100 ms in, while it still "pays";
-    // the second request takes the lock at 200 ms and books too.
-    let first = app.book("A1", "slow-payer");
-    let second = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        app.book("A1", "second-holder").await
-    };
-    let ((first_status, first), (second_status, second)) = tokio::join!(first, second);
+    let ((first_status, first), (second_status, second)) = outlive_the_lock(&app).await;
 
     assert_eq!(first_status, StatusCode::OK, "{first}");
     assert_eq!(second_status, StatusCode::OK, "{second}");
@@ -61,12 +67,7 @@ async fn a_single_redis_lock_that_expires_mid_booking_double_books() {
 async fn a_fenced_lock_refuses_the_holder_whose_lock_expired() {
     let app = spawn_app_with(Options { strategy: "fenced", hold_ms: 400, lock_ttl_ms: 100, ..Options::default() }).await;
 
-    let first = app.book("A1", "slow-payer");
-    let second = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        app.book("A1", "second-holder").await
-    };
-    let ((first_status, first), (second_status, second)) = tokio::join!(first, second);
+    let ((first_status, first), (second_status, second)) = outlive_the_lock(&app).await;
 
     assert_eq!(first_status, StatusCode::CONFLICT, "{first}");
     assert_eq!(first["reason"], "stale_token", "{first}");
