@@ -30,6 +30,9 @@ pub enum Command {
     Migrate(DatabaseConfig),
     /// GET /health on a running replica; exit 0 when it answers 200, 1 otherwise.
     Healthcheck(HealthcheckConfig),
+    /// The README's exercise for every strategy against a running cluster:
+    /// concurrent bookings of one seat, counted per strategy and replica.
+    Exercises(ExercisesConfig),
 }
 
 /// Everything `serve` needs.
@@ -163,4 +166,26 @@ pub struct HealthcheckConfig {
     /// Give up after this many milliseconds.
     #[arg(long, env = "HEALTHCHECK_TIMEOUT_MS", default_value_t = 2000)]
     pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExercisesConfig {
+    /// The load balancer (or a single replica) to send requests to.
+    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
+    pub base_url: String,
+    /// Strategies to exercise, comma separated (default: all seven).
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<StrategyName>,
+    /// Concurrent bookings per strategy.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub concurrency: u16,
+    /// The seat everyone races for.
+    #[arg(long, default_value = "A1")]
+    pub seat: String,
+    /// The event the seat belongs to.
+    #[arg(long, default_value_t = 1)]
+    pub event_id: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -16,6 +16,7 @@
 //! - [`error`]: the HTTP layer's one error type.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics, logs and spans.
 //! - [`healthcheck`]: the `healthcheck` subcommand for container images.
+//! - [`lab`]: client-side tools that drive a running cluster (`exercises`).
 
 pub mod app;
 pub mod cluster;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod http;
 pub mod keys;
+pub mod lab;
 pub mod metrics;
 pub mod storage;
 pub mod strategy;

@@ -3,6 +3,9 @@
 use anyhow::Context;
 use booking_service::app::{self, Application};
 use booking_service::config::{Cli, Command};
+use booking_service::lab::client::LabClient;
+use booking_service::lab::exercises;
+use booking_service::strategy::StrategyName;
 use booking_service::{healthcheck, telemetry};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +30,20 @@ async fn main() -> anyhow::Result<()> {
             println!("healthy");
             Ok(())
         }
+        Some(Command::Exercises(config)) => exercises(config).await,
     }
+}
+
+async fn exercises(config: booking_service::config::ExercisesConfig) -> anyhow::Result<()> {
+    let client = LabClient::new(&config.base_url)?;
+    let strategies = if config.strategies.is_empty() { StrategyName::ALL.to_vec() } else { config.strategies };
+    let results = exercises::run(&client, &strategies, config.event_id, &config.seat, config.concurrency.into()).await?;
+    if config.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", exercises::table(&results));
+    }
+    Ok(())
 }
 
 async fn serve(config: booking_service::config::ServeConfig) -> anyhow::Result<()> {

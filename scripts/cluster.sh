@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# The native cluster on loopback, no Docker: a private Postgres, three Redis
+# nodes, N replicas of the booking service and nginx in front of them.
+#
+#   scripts/cluster.sh up [N]     start everything (N replicas, default 3)
+#   scripts/cluster.sh scale N    add or remove replicas, reload nginx, drop nothing
+#   scripts/cluster.sh status     what runs, where
+#   scripts/cluster.sh logs [NAME] tail the logs (NAME: replica-2, nginx, postgres, redis-6380, ...)
+#   scripts/cluster.sh down       stop what `up` started
+#
+# Settings (environment): LB_PORT (8000), REPLICA_PORT_BASE (8001: replicas
+# listen on 8001, 8002, ...), PG_PORT (55432), REDIS_PORTS ("6380 6381 6382";
+# the first is the main Redis, all serve Redlock), PROMETHEUS_PORT (9090),
+# CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here).
+# Replica settings such as HOLD_MS or LOCKING_STRATEGY pass through.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${CLUSTER_STATE:-$ROOT/.cluster}
+LB_PORT=${LB_PORT:-8000}
+REPLICA_PORT_BASE=${REPLICA_PORT_BASE:-8001}
+PG_PORT=${PG_PORT:-55432}
+REDIS_PORTS=${REDIS_PORTS:-6380 6381 6382}
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+MAX_REPLICAS=20
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+read -r -a redis_ports <<<"$REDIS_PORTS"
+main_redis=${redis_ports[0]}
+
+# --- helpers ---------------------------------------------------------------
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+    local seconds=$1 what=$2; shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || die "$what did not come up within ${seconds}s (see scripts/cluster.sh logs)"
+        sleep 0.1
+    done
+}
+
+# Postgres refuses to run as root: as root, run it as the postgres user.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+replica_count() { cat "$STATE/replicas.count" 2>/dev/null || echo 0; }
+replica_port() { echo $((REPLICA_PORT_BASE + $1 - 1)); }
+
+require_binaries() {
+    local missing=()
+    [ -x "$PG_BIN/postgres" ] || missing+=("postgresql-15")
+    command -v redis-server >/dev/null || missing+=("redis-server")
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=("nginx-light")
+    command -v curl >/dev/null || missing+=("curl")
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            say "installing ${missing[*]}"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        else
+            die "missing ${missing[*]}: on Debian, sudo apt-get install ${missing[*]}"
+        fi
+    fi
+    PATH=$PATH:/usr/sbin
+}
+
+booking_bin() {
+    if [ -n "${BOOKING_BIN:-}" ]; then
+        [ -x "$BOOKING_BIN" ] || die "BOOKING_BIN=$BOOKING_BIN is not an executable"
+        echo "$BOOKING_BIN"
+        return
+    fi
+    command -v cargo >/dev/null || die "cargo is missing: install Rust from rustup.rs, or set BOOKING_BIN"
+    say "cargo build --release" >&2
+    (cd "$ROOT" && cargo build --release --quiet) >&2
+    echo "$ROOT/target/release/booking-service"
+}
+
+# --- components ------------------------------------------------------------
+
+start_postgres() {
+    local data=$STATE/postgres run=$STATE/run
+    if pid_alive "$STATE/pids/postgres.pid"; then return; fi
+    port_busy "$PG_PORT" && die "port $PG_PORT is taken: set PG_PORT to a free port"
+    mkdir -p "$run"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$run"; fi
+    if [ ! -s "$data/PG_VERSION" ]; then
+        say "initdb $data"
+        mkdir -p "$data"
+        if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi
+        as_pg test -w "$data" || die "the postgres user cannot write $data: set CLUSTER_STATE to a folder it can reach"
+        as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust --no-sync >"$STATE/logs/initdb.log" 2>&1 \
+            || die "initdb failed: see $STATE/logs/initdb.log"
+    fi
+    say "postgres on 127.0.0.1:$PG_PORT"
+    touch "$STATE/logs/postgres.log"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$STATE/logs/postgres.log"; fi
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/logs/postgres.log" -w -t 30 \
+        -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null \
+        || die "postgres did not start: see $STATE/logs/postgres.log"
+    head -n1 "$data/postmaster.pid" >"$STATE/pids/postgres.pid"
+}
+
+stop_postgres() {
+    if pid_alive "$STATE/pids/postgres.pid"; then
+        say "stopping postgres"
+        as_pg "$PG_BIN/pg_ctl" -D "$STATE/postgres" -m fast -w stop >/dev/null || true
+    fi
+    rm -f "$STATE/pids/postgres.pid"
+}
+
+start_redis() {
+    local port
+    for port in "${redis_ports[@]}"; do
+        pid_alive "$STATE/pids/redis-$port.pid" && continue
+        port_busy "$port" && die "port $port is taken: set REDIS_PORTS to free ports"
+        say "redis on 127.0.0.1:$port"
+        mkdir -p "$STATE/redis-$port"
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+            --dir "$STATE/redis-$port" --pidfile "$STATE/pids/redis-$port.pid" \
+            --logfile "$STATE/logs/redis-$port.log"
+        wait_for 10 "redis on port $port" test -s "$STATE/pids/redis-$port.pid"
+    done
+}
+
+stop_redis() {
+    local port
+    for port in "${redis_ports[@]}"; do
+        if pid_alive "$STATE/pids/redis-$port.pid"; then
+            say "stopping redis on $port"
+            kill "$(cat "$STATE/pids/redis-$port.pid")"
+        fi
+        rm -f "$STATE/pids/redis-$port.pid"
+    done
+}
+
+start_replica() { # start_replica INDEX
+    local i=$1 port
+    port=$(replica_port "$i")
+    pid_alive "$STATE/pids/replica-$i.pid" && return
+    port_busy "$port" && die "port $port is taken: set REPLICA_PORT_BASE to a free range"
+    say "replica-$i on 127.0.0.1:$port"
+    local redlock="" p
+    for p in "${redis_ports[@]}"; do redlock+="${redlock:+,}redis://127.0.0.1:$p"; done
+    DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/booking" \
+    REDIS_URL="redis://127.0.0.1:$main_redis" \
+    REDLOCK_URLS="$redlock" \
+    INSTANCE_ID="replica-$i" \
+    LISTEN_ADDR="127.0.0.1:$port" \
+        setsid "$(cat "$STATE/bin.path")" serve >>"$STATE/logs/replica-$i.log" 2>&1 </dev/null &
+    echo $! >"$STATE/pids/replica-$i.pid"
+}
+
+wait_replica() { # wait_replica INDEX
+    local i=$1
+    wait_for 60 "replica-$i" curl -fsS "http://127.0.0.1:$(replica_port "$i")/health"
+}
+
+stop_replica() { # stop_replica INDEX: SIGTERM, which drains in-flight requests
+    local i=$1 pidfile=$STATE/pids/replica-$i.pid
+    if pid_alive "$pidfile"; then
+        say "stopping replica-$i"
+        local pid
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+}
+
+write_upstreams() { # write_upstreams COUNT
+    local n=$1 i
+    : >"$STATE/nginx/upstreams.conf.new"
+    for i in $(seq 1 "$n"); do
+        echo "server 127.0.0.1:$(replica_port "$i") max_fails=1 fail_timeout=2s;" >>"$STATE/nginx/upstreams.conf.new"
+    done
+    mv "$STATE/nginx/upstreams.conf.new" "$STATE/nginx/upstreams.conf"
+    write_prometheus_targets "$n"
+}
+
+write_prometheus_targets() { # file_sd targets, one entry per replica
+    local n=$1 i
+    mkdir -p "$STATE/prometheus"
+    {
+        echo "["
+        for i in $(seq 1 "$n"); do
+            printf '  {"targets": ["127.0.0.1:%s"], "labels": {"replica": "replica-%s", "cluster": "native"}}' "$(replica_port "$i")" "$i"
+            [ "$i" -lt "$n" ] && echo "," || echo
+        done
+        echo "]"
+    } >"$STATE/prometheus/targets.json.new"
+    mv "$STATE/prometheus/targets.json.new" "$STATE/prometheus/targets.json"
+}
+
+render_nginx() {
+    mkdir -p "$STATE/nginx/tmp"
+    sed -e "s|@STATE@|$STATE|g" -e "s|@LB_PORT@|$LB_PORT|g" "$ROOT/nginx/native.conf.template" >"$STATE/nginx/nginx.conf"
+    cp "$ROOT/nginx/proxy.conf" "$STATE/nginx/proxy.conf"
+}
+
+nginx_cmd() { nginx -e "$STATE/logs/nginx-error.log" -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" "$@"; }
+
+start_nginx() {
+    render_nginx
+    nginx_cmd -t -q || die "nginx rejected $STATE/nginx/nginx.conf"
+    if pid_alive "$STATE/nginx/nginx.pid"; then
+        nginx_cmd -s reload
+        return
+    fi
+    port_busy "$LB_PORT" && die "port $LB_PORT is taken: set LB_PORT to a free port"
+    say "nginx on 127.0.0.1:$LB_PORT"
+    nginx_cmd
+    wait_for 10 "nginx" curl -fsS "http://127.0.0.1:$LB_PORT/nginx-health"
+}
+
+reload_nginx() {
+    nginx_cmd -t -q || die "nginx rejected the new upstream list"
+    nginx_cmd -s reload
+    # Old workers finish their requests and exit; wait until only the new
+    # generation serves, so a replica removed from the list gets no more work.
+    sleep 1
+}
+
+stop_nginx() {
+    if pid_alive "$STATE/nginx/nginx.pid"; then
+        say "stopping nginx"
+        nginx_cmd -s quit || true
+        for _ in $(seq 50); do pid_alive "$STATE/nginx/nginx.pid" || break; sleep 0.1; done
+    fi
+}
+
+start_prometheus() {
+    command -v prometheus >/dev/null || { say "prometheus not installed: skipping (apt-get install prometheus)"; return; }
+    pid_alive "$STATE/pids/prometheus.pid" && return
+    if port_busy "$PROMETHEUS_PORT"; then
+        say "port $PROMETHEUS_PORT is taken: skipping Prometheus (set PROMETHEUS_PORT)"
+        return
+    fi
+    sed -e "s|@TARGETS@|$STATE/prometheus/targets.json|g" "$ROOT/prometheus/native.yml" >"$STATE/prometheus/prometheus.yml"
+    say "prometheus on 127.0.0.1:$PROMETHEUS_PORT"
+    setsid prometheus --config.file="$STATE/prometheus/prometheus.yml" --storage.tsdb.path="$STATE/prometheus/data" \
+        --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --storage.tsdb.retention.time=1d \
+        >>"$STATE/logs/prometheus.log" 2>&1 </dev/null &
+    echo $! >"$STATE/pids/prometheus.pid"
+}
+
+stop_prometheus() {
+    if pid_alive "$STATE/pids/prometheus.pid"; then
+        say "stopping prometheus"
+        kill "$(cat "$STATE/pids/prometheus.pid")"
+    fi
+    rm -f "$STATE/pids/prometheus.pid"
+}
+
+# --- commands --------------------------------------------------------------
+
+scale_to() { # scale_to N: new replicas join after they are healthy; leaving ones go after nginx forgets them
+    local target=$1 current i
+    current=$(replica_count)
+    [[ "$target" =~ ^[0-9]+$ ]] && [ "$target" -ge 1 ] && [ "$target" -le $MAX_REPLICAS ] \
+        || die "replica count must be a number from 1 to $MAX_REPLICAS, got '$target'"
+    if [ "$target" -gt "$current" ]; then
+        for i in $(seq $((current + 1)) "$target"); do start_replica "$i"; done
+        for i in $(seq $((current + 1)) "$target"); do wait_replica "$i"; done
+        write_upstreams "$target"
+        echo "$target" >"$STATE/replicas.count"
+        if pid_alive "$STATE/nginx/nginx.pid"; then reload_nginx; fi
+    elif [ "$target" -lt "$current" ]; then
+        write_upstreams "$target"
+        echo "$target" >"$STATE/replicas.count"
+        reload_nginx
+        for i in $(seq $((target + 1)) "$current"); do stop_replica "$i"; done
+    fi
+    say "$target replicas behind http://127.0.0.1:$LB_PORT"
+}
+
+cmd_up() {
+    local n=${1:-3}
+    require_binaries
+    mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/nginx"
+    booking_bin >"$STATE/bin.path"
+    start_postgres
+    start_redis
+    # One replica migrates first, so the others do not queue on the migration lock.
+    "$(cat "$STATE/bin.path")" migrate --database-url "postgres://postgres@127.0.0.1:$PG_PORT/booking" >/dev/null
+    scale_to "$n"
+    start_nginx
+    start_prometheus
+    cmd_status
+}
+
+cmd_down() {
+    local i
+    stop_prometheus
+    stop_nginx
+    for i in $(seq 1 $MAX_REPLICAS); do stop_replica "$i"; done
+    echo 0 >"$STATE/replicas.count" 2>/dev/null || true
+    stop_redis
+    stop_postgres
+    say "cluster stopped (data kept in $STATE; rm -rf it for a fresh start)"
+}
+
+cmd_status() {
+    local i port state
+    printf '%-12s %-22s %s\n' COMPONENT ADDRESS STATE
+    pid_alive "$STATE/pids/postgres.pid" && state=up || state=down
+    printf '%-12s %-22s %s\n' postgres "127.0.0.1:$PG_PORT" "$state"
+    for port in "${redis_ports[@]}"; do
+        pid_alive "$STATE/pids/redis-$port.pid" && state=up || state=down
+        printf '%-12s %-22s %s\n' "redis" "127.0.0.1:$port" "$state"
+    done
+    for i in $(seq 1 "$(replica_count)"); do
+        port=$(replica_port "$i")
+        if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+            state="up, strategy $(curl -fsS "http://127.0.0.1:$port/admin/strategy" | sed -E 's/.*"strategy":"([a-z]+)".*/\1/')"
+        else
+            state=down
+        fi
+        printf '%-12s %-22s %s\n' "replica-$i" "127.0.0.1:$port" "$state"
+    done
+    pid_alive "$STATE/nginx/nginx.pid" && state=up || state=down
+    printf '%-12s %-22s %s\n' nginx "127.0.0.1:$LB_PORT" "$state"
+    pid_alive "$STATE/pids/prometheus.pid" && state=up || state="down"
+    printf '%-12s %-22s %s\n' prometheus "127.0.0.1:$PROMETHEUS_PORT" "$state"
+}
+
+cmd_logs() {
+    local name=${1:-}
+    [ -d "$STATE/logs" ] || die "no logs yet: scripts/cluster.sh up"
+    if [ -n "$name" ]; then
+        [ -f "$STATE/logs/$name.log" ] || die "no log named $name (have: $(cd "$STATE/logs" && ls | sed 's/\.log$//' | tr '\n' ' '))"
+        tail -n 100 "$STATE/logs/$name.log"
+    else
+        tail -n 20 "$STATE"/logs/*.log
+    fi
+}
+
+case "${1:-}" in
+    up) shift; cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    scale)
+        [ $# -eq 2 ] || die "usage: scripts/cluster.sh scale N"
+        [ "$(replica_count)" -gt 0 ] || die "the cluster is not up: scripts/cluster.sh up"
+        scale_to "$2"
+        ;;
+    logs) shift; cmd_logs "$@" ;;
+    render-nginx) mkdir -p "$STATE/logs" "$STATE/nginx"; render_nginx; write_upstreams "${2:-3}"; echo "$STATE/nginx/nginx.conf" ;;
+    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

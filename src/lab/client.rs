@@ -1,0 +1,108 @@
+//! A typed client for the booking API, as the lab tools and tests use it.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// What one booking request came back with.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// `X-Instance-Id` of the replica that served it.
+    pub instance: Option<String>,
+    pub body: Value,
+}
+
+impl Answer {
+    /// `confirmed`, `double_booked`, `failed`, or `error` for anything else.
+    pub fn outcome(&self) -> &str {
+        match (self.status, self.body["status"].as_str()) {
+            (StatusCode::OK, Some(status @ ("confirmed" | "double_booked"))) => status,
+            (StatusCode::CONFLICT, Some("failed")) => "failed",
+            _ => "error",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LabClient {
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl LabClient {
+    pub fn new(base_url: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), http })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.http.get(format!("{}{path}", self.base_url)).send().await.with_context(|| self.unreachable())?;
+        json_or_error(response, path).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response =
+            self.http.post(format!("{}{path}", self.base_url)).json(&body).send().await.with_context(|| self.unreachable())?;
+        json_or_error(response, path).await
+    }
+
+    fn unreachable(&self) -> String {
+        format!("cannot reach {} (is the cluster up? scripts/cluster.sh up)", self.base_url)
+    }
+
+    pub async fn set_strategy(&self, strategy: &str) -> anyhow::Result<Value> {
+        self.post("/admin/strategy", json!({ "strategy": strategy })).await
+    }
+
+    pub async fn reset(&self, event_id: i64) -> anyhow::Result<Value> {
+        self.post(&format!("/admin/reset?event_id={event_id}"), json!({})).await
+    }
+
+    /// How many bookings hold the seat (1 when it is booked once, 0 when free).
+    pub async fn holders(&self, event_id: i64, seat: &str) -> anyhow::Result<u64> {
+        let found = self.get(&format!("/admin/double-bookings?event_id={event_id}")).await?;
+        let doubled = found["double_bookings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|entry| entry["seat_number"] == seat)
+            .and_then(|entry| entry["booking_count"].as_u64());
+        if let Some(count) = doubled {
+            return Ok(count);
+        }
+        let seats = self.get(&format!("/events/{event_id}/seats")).await?;
+        let booked = seats["seats"].as_array().into_iter().flatten().any(|s| s["seat_number"] == seat && s["is_booked"] == true);
+        Ok(u64::from(booked))
+    }
+
+    /// One booking; any HTTP answer is an `Answer`, only a transport failure is an error.
+    pub async fn book(&self, event_id: i64, seat: &str, customer: &str) -> anyhow::Result<Answer> {
+        let response = self
+            .http
+            .post(format!("{}/book", self.base_url))
+            .json(&json!({ "event_id": event_id, "seat_number": seat, "customer_id": customer }))
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
+        let status = response.status();
+        let instance = response.headers().get("x-instance-id").and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let body = response.json().await.unwrap_or(Value::Null);
+        Ok(Answer { status, instance, body })
+    }
+}
+
+async fn json_or_error(response: reqwest::Response, path: &str) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{path} answered {status}: {}", body["error"].as_str().unwrap_or("no error message"));
+    }
+    Ok(body)
+}
