@@ -82,6 +82,13 @@ impl LabClient {
         Ok(u64::from(booked))
     }
 
+    /// The `X-Instance-Id` of whichever replica answers `GET /health`.
+    pub async fn whoami(&self) -> anyhow::Result<String> {
+        let response = self.http.get(format!("{}/health", self.base_url)).send().await.with_context(|| self.unreachable())?;
+        let instance = response.headers().get("x-instance-id").and_then(|value| value.to_str().ok());
+        instance.map(str::to_owned).context("the answer has no X-Instance-Id")
+    }
+
     /// One booking; any HTTP answer is an `Answer`, only a transport failure is an error.
     pub async fn book(&self, event_id: i64, seat: &str, customer: &str) -> anyhow::Result<Answer> {
         let response = self

@@ -1,0 +1,96 @@
+//! Starts and stops a native cluster with `scripts/cluster.sh`, on free ports
+//! and in a state folder of its own, so clusters of parallel tests never meet.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+use booking_service::lab::client::LabClient;
+
+pub struct NativeCluster {
+    pub lb_url: String,
+    pub replica_port_base: u16,
+    state: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl NativeCluster {
+    /// `scripts/cluster.sh up REPLICAS` with a 200 ms hold: far longer than it
+    /// takes to send a burst, so a race that can happen always happens.
+    pub fn up(replicas: u32) -> Self {
+        let state = std::env::temp_dir().join(format!("booking-lab-test-{}", uuid::Uuid::new_v4().simple()));
+        let lb_port = free_port();
+        let replica_port_base = free_port_range(10);
+        let redis_ports = [free_port(), free_port(), free_port()];
+        let env = vec![
+            ("CLUSTER_STATE".to_owned(), state.display().to_string()),
+            ("LB_PORT".to_owned(), lb_port.to_string()),
+            ("REPLICA_PORT_BASE".to_owned(), replica_port_base.to_string()),
+            ("PG_PORT".to_owned(), free_port().to_string()),
+            ("REDIS_PORTS".to_owned(), redis_ports.map(|port| port.to_string()).join(" ")),
+            ("PROMETHEUS_PORT".to_owned(), free_port().to_string()),
+            ("BOOKING_BIN".to_owned(), env!("CARGO_BIN_EXE_booking-service").to_owned()),
+            ("HOLD_MS".to_owned(), "200".to_owned()),
+            ("RUST_LOG".to_owned(), "warn".to_owned()),
+        ];
+        let cluster = Self { lb_url: format!("http://127.0.0.1:{lb_port}"), replica_port_base, state, env };
+        cluster.script(&["up", &replicas.to_string()]);
+        cluster
+    }
+
+    /// Runs `scripts/cluster.sh ARGS` against this cluster; panics with its output on failure.
+    pub fn script(&self, args: &[&str]) -> String {
+        let output = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"))
+            .args(args)
+            .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+            .output()
+            .expect("cannot run scripts/cluster.sh");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "cluster.sh {args:?} failed:\n{stdout}\n{stderr}\n{}", self.logs());
+        stdout
+    }
+
+    fn logs(&self) -> String {
+        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"))
+            .arg("logs")
+            .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+            .output()
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn client(&self) -> LabClient {
+        LabClient::new(&self.lb_url).expect("client")
+    }
+
+    /// A client that talks to replica `index` (1-based) directly, not through nginx.
+    pub fn replica(&self, index: u16) -> LabClient {
+        LabClient::new(&format!("http://127.0.0.1:{}", self.replica_port_base + index - 1)).expect("client")
+    }
+}
+
+impl Drop for NativeCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"))
+            .arg("down")
+            .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+            .output();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The first of `count` consecutive free ports.
+fn free_port_range(count: u16) -> u16 {
+    for _ in 0..100 {
+        let base = rand::random_range(20_000..40_000);
+        if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports");
+}

@@ -1,0 +1,8 @@
+//! The lesson through the real load balancer: `scripts/cluster.sh` starts a
+//! private Postgres, three Redis nodes, replica processes and nginx, exactly
+//! as a user runs it, and the tests talk to nginx.
+
+mod harness;
+
+mod lesson;
+mod scaling;

@@ -1,0 +1,64 @@
+//! `scripts/cluster.sh scale N` under load: replicas join and leave behind
+//! nginx and no request fails.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use booking_service::lab::client::LabClient;
+
+use crate::harness::NativeCluster;
+
+/// Books distinct seats (and reads an event) in a loop until `stop`, for at
+/// most 60 s; returns every answer that was not a booking or a 409.
+async fn steady_load(client: LabClient, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
+    let started = Instant::now();
+    let (mut sent, mut failures) = (0, Vec::new());
+    let rows = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"];
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+        let seat = format!("{}{}", rows[(sent / 10) % 10], sent % 10 + 1);
+        match client.book(1, &seat, &format!("load-{sent}")).await {
+            Ok(answer) if answer.outcome() != "error" => {}
+            Ok(answer) => failures.push(format!("{} {}", answer.status, answer.body)),
+            Err(error) => failures.push(format!("{error:#}")),
+        }
+        if let Err(error) = client.get("/events/1/seats?available_only=true").await {
+            failures.push(format!("{error:#}"));
+        }
+        sent += 1;
+    }
+    (sent, failures)
+}
+
+async fn instances_behind(cluster: &NativeCluster) -> BTreeSet<String> {
+    let client = cluster.client();
+    let mut seen = BTreeSet::new();
+    for _ in 0..40 {
+        seen.insert(client.whoami().await.expect("health"));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_up_and_down_keeps_serving_every_request() {
+    let cluster = NativeCluster::up(3);
+    cluster.client().set_strategy("pessimistic").await.expect("strategy");
+
+    for (replicas, expected) in [(5, 5), (2, 2)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = tokio::spawn(steady_load(cluster.client(), stop.clone()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let script = cluster.script(&["scale", &replicas.to_string()]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::Relaxed);
+        let (sent, failures) = load.await.expect("load task");
+
+        assert!(sent > 5, "the load ran through the scale: {sent} requests");
+        assert!(failures.is_empty(), "scale {replicas}: {} failed requests: {failures:?}\n{script}", failures.len());
+        let seen = instances_behind(&cluster).await;
+        assert_eq!(seen.len(), expected, "after scale {replicas}: {seen:?}");
+        cluster.client().reset(1).await.expect("reset");
+    }
+}

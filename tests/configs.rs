@@ -1,0 +1,168 @@
+//! The deployment files, checked by the best validators available without
+//! Docker: `nginx -t`, `promtool check config`, and a structural check of the
+//! Compose file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("booking-lab-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{command:?} failed:\n{text}");
+    text
+}
+
+fn nginx() -> Command {
+    let mut command = Command::new(if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" });
+    command.arg("-q");
+    command
+}
+
+#[test]
+fn the_native_nginx_config_passes_nginx_t() {
+    let state = temp_dir("nginx-native");
+    let rendered = run(Command::new(root().join("scripts/cluster.sh")).args(["render-nginx", "3"]).env("CLUSTER_STATE", &state));
+    let config = rendered.lines().last().unwrap().trim().to_owned();
+
+    run(nginx().args(["-t", "-e", &state.join("logs/nginx-error.log").display().to_string()]).args([
+        "-p",
+        &state.join("nginx").display().to_string(),
+        "-c",
+        &config,
+    ]));
+
+    let upstreams = std::fs::read_to_string(state.join("nginx/upstreams.conf")).unwrap();
+    assert_eq!(upstreams.lines().count(), 3, "{upstreams}");
+    std::fs::remove_dir_all(state).unwrap();
+}
+
+/// Debian's nginx 1.22 predates the upstream `resolve` parameter (1.27.3) and
+/// Docker's resolver address: everything else in the Docker config is checked
+/// by nginx -t with those two replaced.
+#[test]
+fn the_docker_nginx_config_passes_nginx_t_apart_from_resolve() {
+    let dir = temp_dir("nginx-docker");
+    let original = std::fs::read_to_string(root().join("nginx/docker.conf")).unwrap();
+    assert!(original.contains("server booking:8080 resolve;"), "replicas are found by DNS");
+    assert!(original.contains("zone booking"), "a shared zone is needed for resolve");
+    assert!(original.contains("resolver 127.0.0.11 valid=5s"), "Docker's DNS with a short valid=");
+    let checkable = original
+        .replace("server booking:8080 resolve;", "server 127.0.0.1:8080;")
+        .replace("/etc/nginx/proxy.conf", &root().join("nginx/proxy.conf").display().to_string())
+        .replace("listen 80;", "listen 127.0.0.1:18080;");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("nginx.conf"), format!("pid {}/nginx.pid;\n{checkable}", dir.display())).unwrap();
+
+    run(nginx().args(["-t", "-e", &dir.join("logs/error.log").display().to_string(), "-p", &dir.display().to_string()]).args([
+        "-c",
+        &dir.join("nginx.conf").display().to_string(),
+    ]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_proxy_settings_pass_tracing_headers_and_keep_alive() {
+    let proxy = std::fs::read_to_string(root().join("nginx/proxy.conf")).unwrap();
+    for needle in ["proxy_set_header traceparent $http_traceparent;", "proxy_set_header X-Request-Id", "proxy_set_header Connection \"\";"] {
+        assert!(proxy.contains(needle), "proxy.conf lacks {needle}");
+    }
+    let retry = proxy.lines().find(|line| line.starts_with("proxy_next_upstream ")).expect("proxy_next_upstream");
+    assert!(!retry.contains("non_idempotent"), "a POST already sent must never be replayed on another replica");
+}
+
+#[test]
+fn both_prometheus_configs_pass_promtool() {
+    let dir = temp_dir("prometheus");
+    let native = std::fs::read_to_string(root().join("prometheus/native.yml")).unwrap();
+    let targets = dir.join("targets.json");
+    std::fs::write(&targets, r#"[{"targets": ["127.0.0.1:8001"], "labels": {"replica": "replica-1"}}]"#).unwrap();
+    std::fs::write(dir.join("native.yml"), native.replace("@TARGETS@", &targets.display().to_string())).unwrap();
+
+    for config in [dir.join("native.yml"), root().join("prometheus/docker.yml")] {
+        let report = run(Command::new("promtool").args(["check", "config"]).arg(&config));
+        assert!(report.contains("SUCCESS"), "{report}");
+    }
+    let docker = std::fs::read_to_string(root().join("prometheus/docker.yml")).unwrap();
+    assert!(docker.contains("dns_sd_configs"), "Compose replicas are discovered by DNS");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn compose() -> Yaml {
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
+    YamlLoader::load_from_str(&text).expect("docker-compose.yml is valid YAML").remove(0)
+}
+
+fn healthcheck_test(service: &Yaml) -> String {
+    match &service["healthcheck"]["test"] {
+        Yaml::Array(parts) => parts.iter().filter_map(Yaml::as_str).collect::<Vec<_>>().join(" "),
+        Yaml::String(command) => command.clone(),
+        other => panic!("healthcheck.test is {other:?}"),
+    }
+}
+
+/// `<<: *anchor` merges, as Compose applies them.
+fn merged(service: &Yaml) -> Yaml {
+    match service {
+        Yaml::Hash(map) => {
+            let mut result = map.clone();
+            if let Some(Yaml::Hash(base)) = map.get(&Yaml::String("<<".into())) {
+                for (key, value) in base {
+                    result.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
+            Yaml::Hash(result)
+        }
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn the_compose_file_runs_three_healthy_replicas_behind_nginx_on_8000() {
+    let compose = compose();
+    let services = &compose["services"];
+    let service = |name: &str| merged(&services[name]);
+
+    let booking = service("booking");
+    assert_eq!(booking["deploy"]["replicas"].as_i64(), Some(3));
+    assert!(booking["container_name"].is_badvalue(), "replicas cannot share a container name");
+    assert!(booking["ports"].is_badvalue(), "replicas publish no host ports; nginx does");
+    assert!(healthcheck_test(&booking).contains("booking-service healthcheck"));
+    let redlock = booking["environment"]["REDLOCK_URLS"].as_str().unwrap();
+    assert_eq!(redlock.split(',').count(), 3, "{redlock}");
+
+    assert!(healthcheck_test(&service("postgres")).contains("pg_isready"));
+    for redis in ["redis", "redis-2", "redis-3"] {
+        assert!(healthcheck_test(&service(redis)).contains("redis-cli ping"), "{redis}");
+    }
+    for dependency in ["postgres", "redis", "redis-2", "redis-3"] {
+        assert_eq!(booking["depends_on"][dependency]["condition"].as_str(), Some("service_healthy"), "booking waits for {dependency}");
+    }
+
+    let nginx = service("nginx");
+    assert!(nginx["image"].as_str().unwrap().starts_with("nginx:1.28"), "resolve needs nginx >= 1.27.3");
+    assert_eq!(nginx["ports"][0].as_str(), Some("8000:80"));
+    assert_eq!(nginx["depends_on"]["booking"]["condition"].as_str(), Some("service_healthy"));
+    assert!(!healthcheck_test(&nginx).is_empty());
+}
+
+#[test]
+fn the_dockerfile_builds_in_stages_and_runs_as_a_non_root_user() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert_eq!(dockerfile.lines().filter(|line| line.starts_with("FROM ")).count(), 2, "multi-stage");
+    assert!(dockerfile.contains("COPY Cargo.toml Cargo.lock ./"), "dependencies are built in their own cached layer");
+    let user = dockerfile.lines().rev().find(|line| line.starts_with("USER ")).expect("a USER line");
+    assert_ne!(user.trim(), "USER root");
+    assert!(dockerfile.contains("HEALTHCHECK"));
+}
