@@ -11,7 +11,8 @@
 # Settings (environment): LB_PORT (8000), REPLICA_PORT_BASE (8001: replicas
 # listen on 8001, 8002, ...), PG_PORT (55432), REDIS_PORTS ("6380 6381 6382";
 # the first is the main Redis, all serve Redlock), PROMETHEUS_PORT (9090),
-# CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here).
+# CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here),
+# START_PROMETHEUS (yes; no skips it).
 # Replica settings such as HOLD_MS or LOCKING_STRATEGY pass through.
 set -euo pipefail
 
@@ -238,6 +239,7 @@ stop_nginx() {
 }
 
 start_prometheus() {
+    [ "${START_PROMETHEUS:-yes}" = yes ] || return 0
     command -v prometheus >/dev/null || { say "prometheus not installed: skipping (apt-get install prometheus)"; return; }
     pid_alive "$STATE/pids/prometheus.pid" && return
     if port_busy "$PROMETHEUS_PORT"; then

@@ -72,7 +72,7 @@ impl Application {
     /// Connects, migrates, loads the strategy and binds. `cancel` stops the
     /// server and every background task it starts.
     pub async fn build(config: ServeConfig, cancel: CancellationToken) -> anyhow::Result<Self> {
-        let instance_id = config.server.instance_id.clone().unwrap_or_else(default_instance_id);
+        let instance_id = config.server.instance_id();
         let metrics = crate::metrics::install(&instance_id);
 
         let db = connect_database(&config.database).await?;
@@ -148,22 +148,18 @@ impl Application {
             interval: state.heartbeat_interval,
         };
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
+        let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
 
         let router = crate::http::router(state.clone(), body_limit);
         axum::serve(listener, router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
         tracing::info!("stopped accepting; in-flight requests finished");
 
         cancel.cancel();
-        let _ = tokio::join!(listener_task, heartbeat_task);
+        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task);
         state.db.close().await;
         tracing::info!("replica stopped");
         Ok(())
     }
-}
-
-/// The host name, which is what Docker sets to the container id.
-fn default_instance_id() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 /// Creates the database when asked to and it is missing, then opens a pool.

@@ -69,6 +69,14 @@ pub struct ServerConfig {
     pub heartbeat_interval_ms: u64,
 }
 
+impl ServerConfig {
+    /// The configured instance id, or the host name (which Docker sets to the
+    /// container id).
+    pub fn instance_id(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
     /// Postgres connection URL.
@@ -156,6 +164,10 @@ pub struct TelemetryConfig {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
+    /// OTLP/HTTP collector to send traces to, e.g. http://127.0.0.1:4318
+    /// (Jaeger); traces are not exported when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

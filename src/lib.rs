@@ -14,7 +14,8 @@
 //! - [`cluster`]: the strategy shared through Redis, its pub/sub listener, heartbeats.
 //! - [`keys`]: every Redis key name.
 //! - [`error`]: the HTTP layer's one error type.
-//! - [`metrics`], [`telemetry`]: Prometheus metrics, logs and spans.
+//! - [`metrics`], [`gauges`], [`telemetry`]: Prometheus metrics (and the timer that
+//!   refreshes costly gauges), logs and OpenTelemetry traces.
 //! - [`healthcheck`]: the `healthcheck` subcommand for container images.
 //! - [`lab`]: client-side tools that drive a running cluster (`exercises`).
 
@@ -22,6 +23,7 @@ pub mod app;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod gauges;
 pub mod healthcheck;
 pub mod http;
 pub mod keys;

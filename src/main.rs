@@ -47,11 +47,14 @@ async fn exercises(config: booking_service::config::ExercisesConfig) -> anyhow::
 }
 
 async fn serve(config: booking_service::config::ServeConfig) -> anyhow::Result<()> {
-    telemetry::init(&config.telemetry);
+    let telemetry = telemetry::init(&config.telemetry, &config.server.service_name, &config.server.instance_id())?;
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
     let app = Application::build(config, cancel).await.context("replica failed to start")?;
-    app.run_until_stopped().await
+    let served = app.run_until_stopped().await;
+    // Flushing the last spans blocks on the exporter's HTTP client.
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+    served
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.

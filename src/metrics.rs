@@ -36,6 +36,7 @@ pub fn install(instance_id: &str) -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics may miss series");
             }
             describe();
+            register_zeroes();
             handle
         })
         .clone()
@@ -59,6 +60,19 @@ fn describe() {
     describe_histogram!("http_request_duration_seconds", "HTTP latency by route, method and status");
     describe_gauge!("db_pool_connections", "Postgres pool connections by state (in_use, idle)");
     describe_gauge!("mutex_seats_tracked", "Seats the in-process mutex map holds an entry for");
+}
+
+/// Creates every counter series at 0, so a dashboard shows "0 double
+/// bookings" rather than "no data" before the first one happens.
+fn register_zeroes() {
+    for strategy in StrategyName::ALL.map(StrategyName::as_str) {
+        for status in [crate::storage::CONFIRMED, crate::storage::DOUBLE_BOOKED, crate::storage::FAILED] {
+            counter!("bookings_total", "strategy" => strategy, "status" => status).absolute(0);
+        }
+        for name in ["double_bookings_detected", "lock_contentions_total", "optimistic_retries_total", "fencing_token_rejections_total"] {
+            counter!(name, "strategy" => strategy).absolute(0);
+        }
+    }
 }
 
 pub fn booking_finished(strategy: StrategyName, status: &'static str, reason: Option<&'static str>, took: Duration) {

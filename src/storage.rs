@@ -61,6 +61,7 @@ pub struct Recorded {
     pub holders: i64,
 }
 
+#[tracing::instrument(name = "db.event", skip_all)]
 pub async fn event(pool: &PgPool, event_id: i64) -> sqlx::Result<Option<Event>> {
     sqlx::query_as("SELECT id, name, venue, event_date, total_seats FROM events WHERE id = $1")
         .bind(event_id)
@@ -68,6 +69,7 @@ pub async fn event(pool: &PgPool, event_id: i64) -> sqlx::Result<Option<Event>> 
         .await
 }
 
+#[tracing::instrument(name = "db.seats", skip_all)]
 pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::Result<Vec<Seat>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SEAT_COLUMNS} FROM seats
@@ -80,7 +82,16 @@ pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::
     .await
 }
 
+/// Free seats per event.
+#[tracing::instrument(name = "db.available_seats", skip_all)]
+pub async fn available_seats(pool: &PgPool) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as("SELECT event_id, count(*) FILTER (WHERE NOT is_booked) FROM seats GROUP BY event_id ORDER BY event_id")
+        .fetch_all(pool)
+        .await
+}
+
 /// A plain read: what every strategy except `pessimistic` starts with.
+#[tracing::instrument(name = "db.read_seat", skip_all)]
 pub async fn seat(conn: &mut PgConnection, event_id: i64, seat_number: &str) -> sqlx::Result<Option<Seat>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2"
@@ -94,6 +105,7 @@ pub async fn seat(conn: &mut PgConnection, event_id: i64, seat_number: &str) -> 
 /// `SELECT … FOR UPDATE`: reads the seat and locks its row until the
 /// surrounding transaction ends. A second transaction asking for the same row
 /// waits here.
+#[tracing::instrument(name = "db.select_seat_for_update", skip_all)]
 pub async fn seat_for_update(
     conn: &mut PgConnection,
     event_id: i64,
@@ -110,6 +122,7 @@ pub async fn seat_for_update(
 
 /// Records `token` as the newest fencing token to touch the seat and returns
 /// the seat, or `None` when a newer token got there first.
+#[tracing::instrument(name = "db.fence_seat", skip_all)]
 pub async fn fence_seat(conn: &mut PgConnection, seat_id: i64, token: i64) -> sqlx::Result<Option<Seat>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE seats SET fencing_token = $2 WHERE id = $1 AND fencing_token < $2
@@ -123,6 +136,7 @@ pub async fn fence_seat(conn: &mut PgConnection, seat_id: i64, token: i64) -> sq
 
 /// Marks the seat booked, whatever its state: the write that double-books
 /// when nothing coordinates the callers.
+#[tracing::instrument(name = "db.book_seat", skip_all)]
 pub async fn book_seat(conn: &mut PgConnection, seat_id: i64, customer_id: &str) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE seats SET is_booked = TRUE, booked_by = $2, booked_at = now(), version = version + 1
@@ -137,6 +151,7 @@ pub async fn book_seat(conn: &mut PgConnection, seat_id: i64, customer_id: &str)
 
 /// Compare-and-set on `version`: books the seat only if nobody wrote it since
 /// it was read at `version`. Returns whether this write won.
+#[tracing::instrument(name = "db.book_seat_if_version", skip_all)]
 pub async fn book_seat_if_version(
     conn: &mut PgConnection,
     seat_id: i64,
@@ -158,6 +173,7 @@ pub async fn book_seat_if_version(
 /// Books the seat only while `token` is still the newest fencing token on it.
 /// A holder whose lock expired, and whose seat was fenced by the next holder,
 /// writes nothing. Returns whether this write won.
+#[tracing::instrument(name = "db.book_seat_if_token", skip_all)]
 pub async fn book_seat_if_token(
     conn: &mut PgConnection,
     seat_id: i64,
@@ -179,6 +195,7 @@ pub async fn book_seat_if_token(
 /// Records a booking that was given the seat, then counts how many bookings
 /// hold the seat now. When that is more than one, the race happened: the row
 /// is marked `double_booked` so the response and the stats tell the truth.
+#[tracing::instrument(name = "db.record_holder", skip_all)]
 pub async fn record_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sqlx::Result<Recorded> {
     let booking_id = insert_booking(conn, attempt, CONFIRMED, None).await?;
     let holders: i64 = sqlx::query_scalar(
@@ -198,6 +215,7 @@ pub async fn record_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sql
 }
 
 /// Records an attempt that did not get the seat, and why.
+#[tracing::instrument(name = "db.record_failure", skip_all)]
 pub async fn record_failure(conn: &mut PgConnection, attempt: Attempt<'_>, reason: &str) -> sqlx::Result<i64> {
     insert_booking(conn, attempt, FAILED, Some(reason)).await
 }
@@ -229,6 +247,7 @@ async fn insert_booking(
 
 /// Frees every seat of the event and deletes its bookings. Returns false when
 /// there is no such event.
+#[tracing::instrument(name = "db.reset_event", skip_all)]
 pub async fn reset_event(pool: &PgPool, event_id: i64) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
     let seats = sqlx::query(
@@ -255,6 +274,7 @@ pub struct DoubleBooking {
     pub customers: Vec<String>,
 }
 
+#[tracing::instrument(name = "db.double_bookings", skip_all)]
 pub async fn double_bookings(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<DoubleBooking>> {
     sqlx::query_as(
         "SELECT s.event_id, s.seat_number, count(*) AS booking_count,
@@ -292,6 +312,7 @@ pub struct Stats {
     pub by_strategy: Vec<StrategyTotals>,
 }
 
+#[tracing::instrument(name = "db.stats", skip_all)]
 pub async fn stats(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Stats> {
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT locking_strategy, status, count(*) FROM bookings

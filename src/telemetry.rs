@@ -1,27 +1,149 @@
-//! Logging and request spans.
+//! Logs and traces.
+//!
+//! Logs go to stdout, filtered by `RUST_LOG`. With an OTLP endpoint configured,
+//! every `tracing` span is also exported as an OpenTelemetry span (OTLP/HTTP,
+//! batched on a background thread), with `service.name` and
+//! `service.instance.id` on the resource. A request carrying a W3C
+//! `traceparent` joins that trace.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::MatchedPath;
 use axum::http::Request;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{KeyValue, global};
+use opentelemetry_http::HeaderExtractor;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
 use tracing::Span;
-use tracing_subscriber::EnvFilter;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::TelemetryConfig;
 
-/// Installs the global subscriber: human-readable or JSON lines on stdout,
-/// filtered by `RUST_LOG`.
-pub fn init(config: &TelemetryConfig) {
-    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    if config.log_json {
-        registry.with(tracing_subscriber::fmt::layer().json()).init();
-    } else {
-        registry.with(tracing_subscriber::fmt::layer()).init();
+/// The OpenTelemetry SDK's own diagnostics are silenced: export failures are
+/// reported once by [`QuietExporter`] instead of once per batch.
+const QUIET_OTEL: &str = "opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,opentelemetry_http=off";
+
+/// Keeps the tracer provider alive; [`Telemetry::shutdown`] flushes it.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes the spans still queued. Blocking: call it off the async runtime.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::debug!(%error, "tracer shutdown");
+        }
     }
 }
 
-/// The span every request runs in.
+/// Installs the global subscriber (and the OTLP exporter when configured).
+pub fn init(config: &TelemetryConfig, service_name: &str, instance_id: &str) -> anyhow::Result<Telemetry> {
+    // RUST_LOG filters the logs only: traces keep their spans whatever the
+    // log level, so a quiet replica is still fully traced.
+    let log_filter = EnvFilter::try_new(format!("{},{QUIET_OTEL}", config.log_filter))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_OTEL}")));
+    let logs = if config.log_json {
+        tracing_subscriber::fmt::layer().json().with_filter(log_filter).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_filter(log_filter).boxed()
+    };
+    global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let Some(endpoint) = &config.otlp_endpoint else {
+        tracing_subscriber::registry().with(logs).init();
+        return Ok(Telemetry { provider: None });
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .with_timeout(Duration::from_secs(3))
+        .build()?;
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attribute(KeyValue::new("service.instance.id", instance_id.to_owned()))
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(QuietExporter::new(exporter, endpoint.clone()))
+        .with_resource(resource)
+        .build();
+    let tracer = provider.tracer("booking-service");
+    let trace_filter = EnvFilter::new(format!("info,{QUIET_OTEL}"));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(trace_filter))
+        .init();
+    tracing::info!(endpoint, "exporting traces over OTLP/HTTP");
+    Ok(Telemetry { provider: Some(provider) })
+}
+
+/// Wraps the OTLP exporter so that an unreachable collector is reported once
+/// when it goes away and once when it is back, never once per batch; the
+/// service keeps serving either way.
+#[derive(Debug)]
+struct QuietExporter<E> {
+    inner: E,
+    endpoint: String,
+    failing: AtomicBool,
+}
+
+impl<E> QuietExporter<E> {
+    fn new(inner: E, endpoint: String) -> Self {
+        Self { inner, endpoint, failing: AtomicBool::new(false) }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for QuietExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        match &result {
+            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(endpoint = %self.endpoint, %error, "cannot export traces; serving on, spans are dropped until the collector is back");
+            }
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!(endpoint = %self.endpoint, "trace export restored");
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The span every request runs in, named after its route, and joined to the
+/// caller's trace when the request carries a `traceparent`.
 pub fn request_span<B>(request: &Request<B>) -> Span {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        url.path = request.uri().path(),
+        request_id,
+        http.response.status_code = tracing::field::Empty,
+    );
+    // Before the span is entered: tracing-opentelemetry ignores a parent set later.
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(request.headers())));
+    let _ = span.set_parent(parent);
+    span
 }

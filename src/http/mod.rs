@@ -7,7 +7,9 @@ mod health;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::response::Response;
 use axum::{Router, middleware};
+use tracing::Span;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -29,7 +31,13 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(crate::metrics::track_http))
-        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::request_span)
+                .on_response(|response: &Response, _latency, span: &Span| {
+                    span.record("http.response.status_code", response.status().as_u16());
+                }),
+        )
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
         .layer(SetResponseHeaderLayer::overriding(X_INSTANCE_ID.clone(), instance))

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
+use tracing::Instrument;
 
 use super::{Ctx, LockingStrategy, Outcome, Refusal, retry_until};
 use crate::config::LockingConfig;
@@ -101,14 +102,14 @@ impl LockingStrategy for RedisLock {
     async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
         let key = self.keys.lock(ctx.booking.event_id, &ctx.booking.seat_number);
         let started = Instant::now();
-        let Some(token) = self.acquire(&key).await? else {
+        let Some(token) = self.acquire(&key).instrument(tracing::info_span!("lock.acquire", lock = "redis")).await? else {
             crate::metrics::lock_contended(ctx.strategy);
             return ctx.refuse_unread(Refusal::LockBusy).await;
         };
         let acquired = Instant::now();
         crate::metrics::lock_acquired(ctx.strategy, acquired - started);
         let outcome = ctx.read_hold_write().await;
-        self.release(&key, &token).await;
+        self.release(&key, &token).instrument(tracing::info_span!("lock.release", lock = "redis")).await;
         crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
         outcome
     }

@@ -13,6 +13,7 @@
 use std::time::Instant;
 
 use redis::Script;
+use tracing::Instrument;
 
 use super::distributed::RedisLock;
 use super::{Ctx, LockingStrategy, Outcome, Refusal, Verdict, retry_until};
@@ -77,14 +78,15 @@ impl LockingStrategy for FencedLock {
         let key = keys.lock(ctx.booking.event_id, &ctx.booking.seat_number);
         let fence_key = keys.fence(ctx.booking.event_id, &ctx.booking.seat_number);
         let started = Instant::now();
-        let Some((owner, token)) = self.acquire(&key, &fence_key).await? else {
+        let acquire = self.acquire(&key, &fence_key).instrument(tracing::info_span!("lock.acquire", lock = "redis+fence"));
+        let Some((owner, token)) = acquire.await? else {
             crate::metrics::lock_contended(ctx.strategy);
             return ctx.refuse_unread(Refusal::LockBusy).await;
         };
         let acquired = Instant::now();
         crate::metrics::lock_acquired(ctx.strategy, acquired - started);
         let outcome = self.book_with_token(ctx, token).await;
-        self.lock.release(&key, &owner).await;
+        self.lock.release(&key, &owner).instrument(tracing::info_span!("lock.release", lock = "redis+fence")).await;
         crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
         outcome
     }

@@ -177,7 +177,7 @@ impl Ctx<'_> {
 
     /// The simulated payment step: the window in which a race can happen.
     async fn hold(&self) {
-        tokio::time::sleep(self.hold).instrument(tracing::debug_span!("payment", hold_ms = self.hold.as_millis() as u64)).await;
+        tokio::time::sleep(self.hold).instrument(tracing::info_span!("payment", hold_ms = self.hold.as_millis() as u64)).await;
     }
 
     /// Records a refused attempt against the seat and reports it.
@@ -265,6 +265,11 @@ impl Strategies {
     pub(crate) async fn clear_locks(&self, event_id: i64) -> Result<()> {
         self.distributed.clear(event_id).await?;
         self.redlock.clear(event_id).await
+    }
+
+    /// How many Redlock nodes answer PING right now.
+    pub(crate) async fn redlock_nodes_reachable(&self) -> usize {
+        self.redlock.reachable_nodes().await
     }
 
     /// How many seats the in-process mutex map tracks right now.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::OwnedMutexGuard;
+use tracing::Instrument;
 
 use super::{Ctx, LockingStrategy, Outcome};
 use crate::error::Result;
@@ -64,7 +65,8 @@ impl Drop for SeatGuard {
 impl LockingStrategy for SeatMutexes {
     async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
         let started = Instant::now();
-        let guard = self.lock((ctx.booking.event_id, ctx.booking.seat_number.clone())).await;
+        let key = (ctx.booking.event_id, ctx.booking.seat_number.clone());
+        let guard = self.lock(key).instrument(tracing::info_span!("lock.acquire", lock = "in-process mutex")).await;
         let acquired = Instant::now();
         crate::metrics::lock_acquired(ctx.strategy, acquired - started);
         let outcome = ctx.read_hold_write().await;

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use rslock::{LockError, LockManager};
+use tracing::Instrument;
 
 use super::distributed::scan;
 use super::{Ctx, LockingStrategy, Outcome, Refusal};
@@ -51,7 +52,7 @@ impl Redlock {
     }
 
     /// How many nodes answer PING right now.
-    async fn reachable_nodes(&self) -> usize {
+    pub(crate) async fn reachable_nodes(&self) -> usize {
         let pings = self.nodes.iter().map(|node| async move {
             let ping = async {
                 let mut conn = node.get_multiplexed_async_connection_with_config(&node_config()).await?;
@@ -108,7 +109,9 @@ impl LockingStrategy for Redlock {
     async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
         let resource = self.keys.redlock(ctx.booking.event_id, &ctx.booking.seat_number);
         let started = Instant::now();
-        let lock = match tokio::time::timeout(self.deadline, self.manager.lock(resource.as_bytes(), self.ttl)).await {
+        let acquire = tokio::time::timeout(self.deadline, self.manager.lock(resource.as_bytes(), self.ttl))
+            .instrument(tracing::info_span!("lock.acquire", lock = "redlock", nodes = self.nodes.len()));
+        let lock = match acquire.await {
             Ok(Ok(lock)) => lock,
             Ok(Err(LockError::Unavailable | LockError::TtlExceeded)) | Err(_) => return self.refused(ctx).await,
             Ok(Err(error)) => return Err(anyhow::Error::new(error).context("redlock acquisition failed").into()),
@@ -116,7 +119,9 @@ impl LockingStrategy for Redlock {
         let acquired = Instant::now();
         crate::metrics::lock_acquired(ctx.strategy, acquired - started);
         let outcome = ctx.read_hold_write().await;
-        if tokio::time::timeout(NODE_TIMEOUT, self.manager.unlock(&lock)).await.is_err() {
+        let release = tokio::time::timeout(NODE_TIMEOUT, self.manager.unlock(&lock))
+            .instrument(tracing::info_span!("lock.release", lock = "redlock"));
+        if release.await.is_err() {
             tracing::warn!(resource, "redlock release timed out; the lock expires with its TTL");
         }
         crate::metrics::lock_held(ctx.strategy, acquired.elapsed());

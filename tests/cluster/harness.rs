@@ -9,6 +9,7 @@ use booking_service::lab::client::LabClient;
 
 pub struct NativeCluster {
     pub lb_url: String,
+    pub prometheus_url: String,
     pub replica_port_base: u16,
     state: PathBuf,
     env: Vec<(String, String)>,
@@ -18,11 +19,16 @@ impl NativeCluster {
     /// `scripts/cluster.sh up REPLICAS` with a 200 ms hold: far longer than it
     /// takes to send a burst, so a race that can happen always happens.
     pub fn up(replicas: u32) -> Self {
+        Self::up_with(replicas, &[])
+    }
+
+    /// `up`, with extra environment for the script and the replicas.
+    pub fn up_with(replicas: u32, extra_env: &[(&str, &str)]) -> Self {
         let state = std::env::temp_dir().join(format!("booking-lab-test-{}", uuid::Uuid::new_v4().simple()));
         let lb_port = free_port();
         let replica_port_base = free_port_range(10);
         let redis_ports = [free_port(), free_port(), free_port()];
-        let env = vec![
+        let mut env = vec![
             ("CLUSTER_STATE".to_owned(), state.display().to_string()),
             ("LB_PORT".to_owned(), lb_port.to_string()),
             ("REPLICA_PORT_BASE".to_owned(), replica_port_base.to_string()),
@@ -32,8 +38,17 @@ impl NativeCluster {
             ("BOOKING_BIN".to_owned(), env!("CARGO_BIN_EXE_booking-service").to_owned()),
             ("HOLD_MS".to_owned(), "200".to_owned()),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
+            ("START_PROMETHEUS".to_owned(), "no".to_owned()),
         ];
-        let cluster = Self { lb_url: format!("http://127.0.0.1:{lb_port}"), replica_port_base, state, env };
+        env.extend(extra_env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
+        let prometheus_port = env.iter().find(|(key, _)| key == "PROMETHEUS_PORT").map(|(_, port)| port.clone()).unwrap_or_default();
+        let cluster = Self {
+            lb_url: format!("http://127.0.0.1:{lb_port}"),
+            prometheus_url: format!("http://127.0.0.1:{prometheus_port}"),
+            replica_port_base,
+            state,
+            env,
+        };
         cluster.script(&["up", &replicas.to_string()]);
         cluster
     }
@@ -51,7 +66,7 @@ impl NativeCluster {
         stdout
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"))
             .arg("logs")
             .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))

@@ -3,6 +3,8 @@
 //! as a user runs it, and the tests talk to nginx.
 
 mod harness;
+mod otlp;
 
 mod lesson;
+mod observability;
 mod scaling;
