@@ -245,6 +245,46 @@ async fn insert_booking(
     .await
 }
 
+/// Creates an event with `rows` rows of `seats_per_row` seats: rows are
+/// named A..Z, then AA..ZZ, seats numbered from 1 (`A1`, `AB100`). Every
+/// seat is in section "General".
+#[tracing::instrument(name = "db.create_event", skip_all)]
+pub async fn create_event(pool: &PgPool, name: &str, venue: &str, rows: i32, seats_per_row: i32) -> sqlx::Result<Event> {
+    let mut tx = pool.begin().await?;
+    let event: Event = sqlx::query_as(
+        "INSERT INTO events (name, venue, event_date, total_seats)
+         VALUES ($1, $2, now() + interval '30 days', $3)
+         RETURNING id, name, venue, event_date, total_seats",
+    )
+    .bind(name)
+    .bind(venue)
+    .bind(rows * seats_per_row)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO seats (event_id, seat_number, section, row_name)
+         SELECT $1, row_name || seat, 'General', row_name
+         FROM (SELECT CASE WHEN r < 26 THEN chr(65 + r)
+                           ELSE chr(65 + r / 26 - 1) || chr(65 + r % 26) END AS row_name
+               FROM generate_series(0, $2 - 1) AS r) AS rows,
+              generate_series(1, $3) AS seat",
+    )
+    .bind(event.id)
+    .bind(rows)
+    .bind(seats_per_row)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(event)
+}
+
+/// Deletes an event with its seats and bookings; false when there is none.
+#[tracing::instrument(name = "db.delete_event", skip_all)]
+pub async fn delete_event(pool: &PgPool, event_id: i64) -> sqlx::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM events WHERE id = $1").bind(event_id).execute(pool).await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
 /// Frees every seat of the event and deletes its bookings. Returns false when
 /// there is no such event.
 #[tracing::instrument(name = "db.reset_event", skip_all)]
@@ -297,6 +337,10 @@ pub struct Totals {
     pub failed: i64,
     pub double_booked: i64,
     pub total: i64,
+    /// Failed attempts by reason (`seat_taken`, `lock_busy`, ...).
+    pub reasons: std::collections::BTreeMap<String, i64>,
+    /// Optimistic compare-and-set conflicts that were retried.
+    pub retries: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -314,35 +358,39 @@ pub struct Stats {
 
 #[tracing::instrument(name = "db.stats", skip_all)]
 pub async fn stats(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Stats> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT locking_strategy, status, count(*) FROM bookings
+    let rows: Vec<(String, String, Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT locking_strategy, status, reason, count(*), COALESCE(sum(attempts - 1), 0)::BIGINT FROM bookings
          WHERE ($1::BIGINT IS NULL OR event_id = $1)
-         GROUP BY locking_strategy, status ORDER BY locking_strategy",
+         GROUP BY locking_strategy, status, reason ORDER BY locking_strategy",
     )
     .bind(event_id)
     .fetch_all(pool)
     .await?;
 
     let mut stats = Stats { totals: Totals::default(), by_strategy: Vec::new() };
-    for (strategy, status, count) in rows {
+    for (strategy, status, reason, count, retries) in rows {
         if stats.by_strategy.last().is_none_or(|last| last.strategy != strategy) {
             stats.by_strategy.push(StrategyTotals { strategy, totals: Totals::default() });
         }
         let per_strategy = &mut stats.by_strategy.last_mut().expect("pushed above").totals;
         for totals in [&mut stats.totals, per_strategy] {
-            totals.add(&status, count);
+            totals.add(&status, reason.as_deref(), count, retries);
         }
     }
     Ok(stats)
 }
 
 impl Totals {
-    fn add(&mut self, status: &str, count: i64) {
+    fn add(&mut self, status: &str, reason: Option<&str>, count: i64, retries: i64) {
         match status {
             CONFIRMED => self.confirmed += count,
             DOUBLE_BOOKED => self.double_booked += count,
             _ => self.failed += count,
         }
+        if let Some(reason) = reason {
+            *self.reasons.entry(reason.to_owned()).or_default() += count;
+        }
         self.total += count;
+        self.retries += retries;
     }
 }

@@ -3,7 +3,10 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +25,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/double-bookings", get(double_bookings))
         .route("/admin/stats", get(stats))
         .route("/admin/cluster", get(cluster))
+        .route("/admin/events", post(create_event))
+        .route("/admin/events/{id}", delete(delete_event))
         .route("/metrics", get(metrics))
 }
 
@@ -108,4 +113,57 @@ async fn metrics(State(state): State<AppState>) -> String {
     crate::metrics::db_pool(state.db.size() as usize - idle.min(state.db.size() as usize), idle);
     crate::metrics::mutex_map_size(state.strategies.tracked_mutexes());
     state.metrics.render()
+}
+
+/// The event the migrations create.
+const SEED_EVENT: i64 = 1;
+
+/// The largest event `POST /admin/events` creates.
+const MAX_ROWS: i32 = 702; // A..Z, AA..ZZ
+const MAX_SEATS_PER_ROW: i32 = 1000;
+const MAX_SEATS: i32 = 200_000;
+
+#[derive(Deserialize)]
+struct NewEvent {
+    name: String,
+    #[serde(default = "default_venue")]
+    venue: String,
+    rows: i32,
+    seats_per_row: i32,
+}
+
+fn default_venue() -> String {
+    "Load Test Arena".to_owned()
+}
+
+/// Creates an event with as many seats as a load test needs.
+async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEvent>, JsonRejection>) -> Result<(StatusCode, Json<Value>)> {
+    let Json(event) = payload?;
+    let name = event.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::bad_request("name must be 1 to 200 characters"));
+    }
+    if !(1..=MAX_ROWS).contains(&event.rows) {
+        return Err(Error::bad_request(format!("rows must be from 1 to {MAX_ROWS}")));
+    }
+    if !(1..=MAX_SEATS_PER_ROW).contains(&event.seats_per_row) {
+        return Err(Error::bad_request(format!("seats_per_row must be from 1 to {MAX_SEATS_PER_ROW}")));
+    }
+    if event.rows * event.seats_per_row > MAX_SEATS {
+        return Err(Error::bad_request(format!("rows × seats_per_row must be at most {MAX_SEATS} seats")));
+    }
+    let created = storage::create_event(&state.db, name, event.venue.trim(), event.rows, event.seats_per_row).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "event": created }))))
+}
+
+async fn delete_event(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<Value>> {
+    let Path(event_id) = id?;
+    if event_id == SEED_EVENT {
+        return Err(Error::bad_request("event 1 is the seed event the exercises use; reset it instead"));
+    }
+    if !storage::delete_event(&state.db, event_id).await? {
+        return Err(unknown_event(event_id));
+    }
+    state.strategies.clear_locks(event_id).await?;
+    Ok(Json(json!({ "status": "deleted", "event_id": event_id })))
 }

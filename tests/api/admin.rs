@@ -110,3 +110,50 @@ async fn metrics_are_exposed_with_this_replicas_label() {
         assert!(line.contains(r#"instance="replica-a""#), "{line}");
     }
 }
+
+#[tokio::test]
+async fn a_load_test_event_can_be_created_with_many_seats_and_deleted() {
+    let app = spawn_app().await;
+
+    let (status, body) = app.post("/admin/events", json!({"name": "load", "rows": 30, "seats_per_row": 200})).await;
+
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let event_id = body["event"]["id"].as_i64().unwrap();
+    assert_eq!(body["event"]["total_seats"], 6000);
+    let (_, event) = app.get(&format!("/events/{event_id}")).await;
+    assert_eq!(event["seats"]["available"], 6000);
+    let numbers: Vec<_> = event["seats"]["details"].as_array().unwrap().iter().map(|seat| seat["seat_number"].as_str().unwrap().to_owned()).collect();
+    for seat in ["A1", "A200", "Z1", "AA1", "AD200"] {
+        assert!(numbers.iter().any(|number| number == seat), "{seat} missing");
+    }
+    let (status, booked) = app.post("/book", json!({"event_id": event_id, "seat_number": "AD200", "customer_id": "c"})).await;
+    assert_eq!(status, StatusCode::OK, "{booked}");
+
+    let (status, deleted) = app.delete(&format!("/admin/events/{event_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(app.get(&format!("/events/{event_id}")).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn events_that_are_too_big_or_malformed_are_refused() {
+    let app = spawn_app().await;
+
+    let cases = [
+        (json!({"name": "x", "rows": 0, "seats_per_row": 10}), "rows"),
+        (json!({"name": "x", "rows": 703, "seats_per_row": 10}), "rows"),
+        (json!({"name": "x", "rows": 10, "seats_per_row": 0}), "seats_per_row"),
+        (json!({"name": "x", "rows": 700, "seats_per_row": 1000}), "seats"),
+        (json!({"name": " ", "rows": 1, "seats_per_row": 1}), "name"),
+        (json!({"rows": 1, "seats_per_row": 1}), "name"),
+        (json!({"name": "x", "rows": "many", "seats_per_row": 1}), "rows"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = app.post("/admin/events", body.clone()).await;
+        assert!(status.is_client_error(), "{body}: {status}");
+        assert!(answer["error"].as_str().unwrap().contains(field), "{body}: {answer}");
+    }
+    let (status, answer) = app.delete("/admin/events/1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, _) = app.delete("/admin/events/999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

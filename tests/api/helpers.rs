@@ -137,6 +137,11 @@ impl TestApp {
         read(response).await
     }
 
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.client.delete(format!("{}{path}", self.address)).send().await.expect("request failed");
+        read(response).await
+    }
+
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
         let response = self
             .client
