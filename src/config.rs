@@ -33,6 +33,10 @@ pub enum Command {
     /// The README's exercise for every strategy against a running cluster:
     /// concurrent bookings of one seat, counted per strategy and replica.
     Exercises(ExercisesConfig),
+    /// Every strategy under the same contended load through the load
+    /// balancer: a measured table of bookings, double bookings, latency,
+    /// throughput, retries and contentions.
+    Compare(CompareConfig),
 }
 
 /// Everything `serve` needs.
@@ -200,4 +204,26 @@ pub struct ExercisesConfig {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareConfig {
+    /// The load balancer (or a single replica) to send requests to.
+    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
+    pub base_url: String,
+    /// Strategies to compare, comma separated (default: all seven).
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<StrategyName>,
+    /// How long to load each strategy, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration_secs: f64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=2000))]
+    pub concurrency: u16,
+    /// Consecutive requests that race for the same seat.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub contenders: u16,
+    /// Where to write comparison.json and comparison.csv.
+    #[arg(long, default_value = "compare-results")]
+    pub output_dir: std::path::PathBuf,
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use booking_service::app::{self, Application};
 use booking_service::config::{Cli, Command};
 use booking_service::lab::client::LabClient;
-use booking_service::lab::exercises;
+use booking_service::lab::{compare, exercises};
 use booking_service::strategy::StrategyName;
 use booking_service::{healthcheck, telemetry};
 use clap::Parser;
@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Exercises(config)) => exercises(config).await,
+        Some(Command::Compare(config)) => compare(config).await,
     }
 }
 
@@ -55,6 +56,25 @@ async fn serve(config: booking_service::config::ServeConfig) -> anyhow::Result<(
     // Flushing the last spans blocks on the exporter's HTTP client.
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
     served
+}
+
+async fn compare(config: booking_service::config::CompareConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.duration_secs > 0.0 && config.duration_secs <= 600.0,
+        "--duration-secs must be more than 0 and at most 600"
+    );
+    let client = LabClient::new(&config.base_url)?;
+    let strategies = if config.strategies.is_empty() { StrategyName::ALL.to_vec() } else { config.strategies };
+    let settings = compare::Settings {
+        duration: std::time::Duration::from_secs_f64(config.duration_secs),
+        concurrency: config.concurrency.into(),
+        contenders: config.contenders.into(),
+    };
+    let rows = compare::run(&client, &strategies, &settings).await?;
+    print!("{}", compare::markdown(&rows));
+    compare::write_files(&rows, &config.output_dir)?;
+    eprintln!("wrote {0}/comparison.json and {0}/comparison.csv", config.output_dir.display());
+    Ok(())
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.

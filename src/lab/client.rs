@@ -47,7 +47,12 @@ impl LabClient {
         json_or_error(response, path).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.http.delete(format!("{}{path}", self.base_url)).send().await.with_context(|| self.unreachable())?;
+        json_or_error(response, path).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let response =
             self.http.post(format!("{}{path}", self.base_url)).json(&body).send().await.with_context(|| self.unreachable())?;
         json_or_error(response, path).await
@@ -58,11 +63,11 @@ impl LabClient {
     }
 
     pub async fn set_strategy(&self, strategy: &str) -> anyhow::Result<Value> {
-        self.post("/admin/strategy", json!({ "strategy": strategy })).await
+        self.post_json("/admin/strategy", json!({ "strategy": strategy })).await
     }
 
     pub async fn reset(&self, event_id: i64) -> anyhow::Result<Value> {
-        self.post(&format!("/admin/reset?event_id={event_id}"), json!({})).await
+        self.post_json(&format!("/admin/reset?event_id={event_id}"), json!({})).await
     }
 
     /// How many bookings hold the seat (1 when it is booked once, 0 when free).

@@ -1,0 +1,272 @@
+//! The strategy comparison, measured: every strategy in turn under the same
+//! contended load through the load balancer, with the numbers a user compares.
+//!
+//! For each strategy: switch, create a fresh event, and let `concurrency`
+//! workers book for `duration`. Consecutive requests go to the same seat
+//! (`contenders` of them per seat), so they race: with no coordination they
+//! double-book, with a lock all but one lose. Latency and throughput are
+//! measured here, on the client; retries, contentions and double bookings are
+//! read back from the cluster's own records, whichever replica served.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+
+use super::client::LabClient;
+use crate::strategy::StrategyName;
+
+/// Seats per row of the events the comparison creates.
+const SEATS_PER_ROW: usize = 100;
+/// Rows of those events: 20 000 seats, more than a run books.
+const ROWS: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub duration: Duration,
+    pub concurrency: usize,
+    pub contenders: usize,
+}
+
+/// One strategy's measured row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub strategy: StrategyName,
+    pub attempts: usize,
+    pub confirmed: usize,
+    pub failed: usize,
+    /// Bookings beyond the first on a seat, as recorded in the database.
+    pub double_bookings: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub requests_per_sec: f64,
+    pub optimistic_retries: i64,
+    pub lock_contentions: i64,
+    /// Answers that were neither a booking nor a 409.
+    pub errors: usize,
+    pub replicas: BTreeMap<String, usize>,
+}
+
+/// What the workers saw.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    confirmed: usize,
+    double_booked: usize,
+    failed: usize,
+    errors: usize,
+    replicas: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.confirmed += other.confirmed;
+        self.double_booked += other.double_booked;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        for (replica, count) in other.replicas {
+            *self.replicas.entry(replica).or_default() += count;
+        }
+    }
+}
+
+/// The seat name for the `index`-th seat of an event made by `create_event`.
+fn seat_name(index: usize) -> String {
+    let (row, seat) = (index / SEATS_PER_ROW % ROWS, index % SEATS_PER_ROW + 1);
+    let row_name = if row < 26 {
+        char::from(b'A' + row as u8).to_string()
+    } else {
+        format!("{}{}", char::from(b'A' + (row / 26 - 1) as u8), char::from(b'A' + (row % 26) as u8))
+    };
+    format!("{row_name}{seat}")
+}
+
+/// Runs every strategy in turn, with a progress line on stderr.
+pub async fn run(client: &LabClient, strategies: &[StrategyName], settings: &Settings) -> anyhow::Result<Vec<Row>> {
+    let progress = ProgressBar::new(strategies.len() as u64).with_style(
+        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}").expect("valid template"),
+    );
+    progress.enable_steady_tick(Duration::from_millis(120));
+    let mut rows = Vec::with_capacity(strategies.len());
+    for &strategy in strategies {
+        progress.set_message(format!("{strategy}: booking for {} s with {} workers", settings.duration.as_secs_f32(), settings.concurrency));
+        let row = run_strategy(client, strategy, settings, &progress).await?;
+        progress.println(format!(
+            "{strategy:>12}: {} attempts, {} double bookings, p99 {:.1} ms",
+            row.attempts, row.double_bookings, row.p99_ms
+        ));
+        rows.push(row);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(rows)
+}
+
+async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Settings, progress: &ProgressBar) -> anyhow::Result<Row> {
+    client.set_strategy(strategy.as_str()).await?;
+    let event = client
+        .post_json("/admin/events", json!({"name": format!("compare {strategy}"), "rows": ROWS, "seats_per_row": SEATS_PER_ROW}))
+        .await?;
+    let event_id = event["event"]["id"].as_i64().context("the created event has no id")?;
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + settings.duration;
+    let workers: Vec<_> = (0..settings.concurrency)
+        .map(|worker| {
+            let (client, next, contenders) = (client.clone(), next.clone(), settings.contenders.max(1));
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                while Instant::now() < deadline {
+                    let attempt = next.fetch_add(1, Ordering::Relaxed);
+                    let seat = seat_name(attempt / contenders);
+                    let sent = Instant::now();
+                    let answer = client.book(event_id, &seat, &format!("{strategy}-{worker}-{attempt}")).await;
+                    tally.latencies.push(sent.elapsed());
+                    match answer {
+                        Ok(answer) => {
+                            match answer.outcome() {
+                                "confirmed" => tally.confirmed += 1,
+                                "double_booked" => tally.double_booked += 1,
+                                "failed" => tally.failed += 1,
+                                _ => tally.errors += 1,
+                            }
+                            *tally.replicas.entry(answer.instance.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+                        }
+                        Err(_) => tally.errors += 1,
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    while !workers.iter().all(|worker| worker.is_finished()) {
+        progress.set_message(format!("{strategy}: {} requests", next.load(Ordering::Relaxed)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut tally = Tally::default();
+    for worker in workers {
+        tally.merge(worker.await?);
+    }
+    let elapsed = started.elapsed();
+
+    let stats = client.get(&format!("/admin/stats?event_id={event_id}")).await?;
+    let doubles = client.get(&format!("/admin/double-bookings?event_id={event_id}")).await?;
+    let double_bookings = doubles["double_bookings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["booking_count"].as_u64())
+        .map(|holders| holders - 1)
+        .sum();
+    client.delete(&format!("/admin/events/{event_id}")).await?;
+
+    tally.latencies.sort_unstable();
+    let attempts = tally.latencies.len();
+    Ok(Row {
+        strategy,
+        attempts,
+        confirmed: tally.confirmed + tally.double_booked,
+        failed: tally.failed,
+        double_bookings,
+        p50_ms: percentile_ms(&tally.latencies, 0.50),
+        p99_ms: percentile_ms(&tally.latencies, 0.99),
+        requests_per_sec: attempts as f64 / elapsed.as_secs_f64(),
+        optimistic_retries: stats["totals"]["retries"].as_i64().unwrap_or(0),
+        lock_contentions: stats["totals"]["reasons"]["lock_busy"].as_i64().unwrap_or(0),
+        errors: tally.errors,
+        replicas: tally.replicas,
+    })
+}
+
+/// The latency below which `quantile` of the sorted samples fall, in ms.
+fn percentile_ms(sorted: &[Duration], quantile: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64 * quantile).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+const HEADER: [&str; 11] = [
+    "strategy",
+    "attempts",
+    "confirmed",
+    "failed",
+    "double bookings",
+    "p50 ms",
+    "p99 ms",
+    "req/s",
+    "optimistic retries",
+    "lock contentions",
+    "replicas",
+];
+
+fn cells(row: &Row) -> [String; 11] {
+    [
+        row.strategy.to_string(),
+        row.attempts.to_string(),
+        row.confirmed.to_string(),
+        row.failed.to_string(),
+        row.double_bookings.to_string(),
+        format!("{:.1}", row.p50_ms),
+        format!("{:.1}", row.p99_ms),
+        format!("{:.0}", row.requests_per_sec),
+        row.optimistic_retries.to_string(),
+        row.lock_contentions.to_string(),
+        row.replicas.len().to_string(),
+    ]
+}
+
+/// The comparison as a Markdown table.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = format!("| {} |\n", HEADER.join(" | "));
+    out.push_str(&format!("|{}\n", ["---|"; 11].concat()));
+    for row in rows {
+        out.push_str(&format!("| {} |\n", cells(row).join(" | ")));
+    }
+    out
+}
+
+/// Writes `comparison.json` and `comparison.csv` into `dir`.
+pub fn write_files(rows: &[Row], dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join("comparison.json"), serde_json::to_string_pretty(rows)?)?;
+    let mut csv = HEADER.map(|name| name.replace(' ', "_")).join(",") + "\n";
+    for row in rows {
+        csv.push_str(&cells(row).join(","));
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("comparison.csv"), csv)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seat_names_match_the_rows_the_database_creates() {
+        assert_eq!(seat_name(0), "A1");
+        assert_eq!(seat_name(99), "A100");
+        assert_eq!(seat_name(100), "B1");
+        assert_eq!(seat_name(2599), "Z100");
+        assert_eq!(seat_name(2600), "AA1");
+        assert_eq!(seat_name(19_999), "GR100");
+    }
+
+    #[test]
+    fn percentiles_come_from_the_sorted_samples() {
+        let samples: Vec<_> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&samples, 0.50), 50.0);
+        assert_eq!(percentile_ms(&samples, 0.99), 99.0);
+        assert_eq!(percentile_ms(&[], 0.99), 0.0);
+    }
+}
