@@ -6,5 +6,6 @@ mod harness;
 mod otlp;
 
 mod lesson;
+mod load;
 mod observability;
 mod scaling;
