@@ -1,0 +1,12 @@
+-- pgbench: the `pessimistic` strategy's booking transaction, statement for
+-- statement as src/storage.rs runs it (the seat is picked by id here, by
+-- (event_id, seat_number) in the service: both are unique index look-ups).
+\set seat_id random(:first, :last)
+BEGIN;
+SELECT id, event_id, seat_number, section, row_name, is_booked, booked_by, booked_at, version, fencing_token
+  FROM seats WHERE id = :seat_id FOR UPDATE;
+UPDATE seats SET is_booked = TRUE, booked_by = 'pgbench', booked_at = now(), version = version + 1 WHERE id = :seat_id;
+INSERT INTO bookings (event_id, seat_id, customer_id, status, reason, locking_strategy, instance_id, attempts, fencing_token)
+  VALUES (:event, :seat_id, 'pgbench', 'confirmed', NULL, 'pessimistic', 'pgbench', 1, NULL) RETURNING id;
+SELECT count(*) FROM bookings WHERE seat_id = :seat_id AND status IN ('confirmed', 'double_booked');
+COMMIT;
