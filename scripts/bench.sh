@@ -99,11 +99,11 @@ wrk_run() {
     start=$(date +%s.%N)
     # wrk runs as a child of this (sub)shell: once it has exited, its CPU
     # time shows up in the shell's cutime + cstime.
-    local times_before times_after
-    times_before=$(awk '{print $16+$17}' "/proc/$BASHPID/stat")
+    local me=$BASHPID times_before times_after
+    times_before=$(awk '{print $16+$17}' "/proc/$me/stat")
     wrk -t 2 -c "$CLIENTS" -d "${SECONDS_EACH}s" --timeout 10s -s "$ROOT/scripts/bench/book.lua" "$BASE" \
         -- "$event" "$SEATS_PER_ROW" 2 >"$WORK/wrk.out" 2>&1
-    times_after=$(awk '{print $16+$17}' "/proc/$BASHPID/stat")
+    times_after=$(awk '{print $16+$17}' "/proc/$me/stat")
     end=$(date +%s.%N)
     rm -f "$WORK/sampling"
     wait "$sampler"
