@@ -27,7 +27,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/cluster", get(cluster))
         .route("/admin/events", post(create_event))
         .route("/admin/events/{id}", delete(delete_event))
-        .route("/metrics", get(metrics))
 }
 
 async fn strategy(State(state): State<AppState>) -> Json<Value> {
@@ -105,14 +104,6 @@ async fn cluster(State(state): State<AppState>) -> Result<Json<Value>> {
         "strategy": stored,
         "served_by": state.instance_id,
     })))
-}
-
-/// Prometheus exposition, with the pool gauges refreshed at scrape time.
-async fn metrics(State(state): State<AppState>) -> String {
-    let idle = state.db.num_idle();
-    crate::metrics::db_pool(state.db.size() as usize - idle.min(state.db.size() as usize), idle);
-    crate::metrics::mutex_map_size(state.strategies.tracked_mutexes());
-    state.metrics.render()
 }
 
 /// The event the migrations create.

@@ -4,6 +4,7 @@ mod admin;
 mod book;
 mod events;
 mod health;
+mod metrics;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
@@ -28,6 +29,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(events::router())
         .merge(book::router())
         .merge(admin::router())
+        .merge(metrics::router())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(crate::metrics::track_http))

@@ -59,3 +59,29 @@ async fn ready_checks_postgres_and_redis_and_fails_without_redis() {
     // Liveness stays green: the process itself is fine.
     assert_eq!(app.get("/health").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn shutdown_finishes_the_booking_in_flight_then_refuses_new_connections() {
+    let app = spawn_app_with(Options { hold_ms: 400, ..Options::default() }).await;
+    let address = app.address.clone();
+    let shutdown = app.shutdown_token();
+
+    let in_flight = tokio::spawn({
+        let client = app.client.clone();
+        let url = format!("{address}/book");
+        async move {
+            client.post(url).json(&serde_json::json!({"event_id": 1, "seat_number": "A1", "customer_id": "last"})).send().await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    shutdown.cancel();
+
+    let answer = in_flight.await.unwrap().expect("the in-flight booking gets its answer");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["status"], "confirmed");
+    let options = app.options.clone();
+    app.stop().await;
+    assert!(reqwest::Client::new().get(format!("{address}/health")).send().await.is_err(), "no longer accepting");
+    assert_eq!(crate::helpers::count(&options, "SELECT count(*) FROM bookings WHERE customer_id = 'last'").await, 1);
+}

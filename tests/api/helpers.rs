@@ -186,6 +186,11 @@ impl TestApp {
         self.get("/admin/double-bookings?event_id=1").await.1["count"].as_u64().expect("count")
     }
 
+    /// The token that stops this replica, for tests that stop it mid-request.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
     /// Stops the replica gracefully and waits until it has.
     pub async fn stop(mut self) {
         self.cancel.cancel();
