@@ -131,8 +131,12 @@ fn default_venue() -> String {
 async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEvent>, JsonRejection>) -> Result<(StatusCode, Json<Value>)> {
     let Json(event) = payload?;
     let name = event.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::bad_request("name must be 1 to 200 characters"));
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::bad_request("name must be 1 to 200 characters, without control characters"));
+    }
+    let venue = event.venue.trim();
+    if venue.chars().count() > 200 || venue.chars().any(char::is_control) {
+        return Err(Error::bad_request("venue must be at most 200 characters, without control characters"));
     }
     if !(1..=MAX_ROWS).contains(&event.rows) {
         return Err(Error::bad_request(format!("rows must be from 1 to {MAX_ROWS}")));
@@ -143,7 +147,7 @@ async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEve
     if event.rows * event.seats_per_row > MAX_SEATS {
         return Err(Error::bad_request(format!("rows × seats_per_row must be at most {MAX_SEATS} seats")));
     }
-    let created = storage::create_event(&state.db, name, event.venue.trim(), event.rows, event.seats_per_row).await?;
+    let created = storage::create_event(&state.db, name, venue, event.rows, event.seats_per_row).await?;
     Ok((StatusCode::CREATED, Json(json!({ "event": created }))))
 }
 

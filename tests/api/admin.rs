@@ -146,6 +146,8 @@ async fn events_that_are_too_big_or_malformed_are_refused() {
         (json!({"name": " ", "rows": 1, "seats_per_row": 1}), "name"),
         (json!({"rows": 1, "seats_per_row": 1}), "name"),
         (json!({"name": "x", "rows": "many", "seats_per_row": 1}), "rows"),
+        (json!({"name": "a\u{0}b", "rows": 1, "seats_per_row": 1}), "name"),
+        (json!({"name": "x", "venue": "v\u{0}", "rows": 1, "seats_per_row": 1}), "venue"),
     ];
     for (body, field) in cases {
         let (status, answer) = app.post("/admin/events", body.clone()).await;
