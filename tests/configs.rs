@@ -166,3 +166,58 @@ fn the_dockerfile_builds_in_stages_and_runs_as_a_non_root_user() {
     assert_ne!(user.trim(), "USER root");
     assert!(dockerfile.contains("HEALTHCHECK"));
 }
+
+#[test]
+fn the_compose_file_wires_prometheus_grafana_jaeger_and_a_k6_profile() {
+    let compose = compose();
+    let services = &compose["services"];
+    let ports = |name: &str| -> Vec<String> {
+        services[name]["ports"].as_vec().unwrap_or_else(|| panic!("{name} publishes ports")).iter().filter_map(|p| p.as_str().map(str::to_owned)).collect()
+    };
+
+    assert_eq!(ports("prometheus"), ["9090:9090"]);
+    let prometheus_volumes = format!("{:?}", services["prometheus"]["volumes"]);
+    assert!(prometheus_volumes.contains("./prometheus/docker.yml"), "{prometheus_volumes}");
+
+    assert_eq!(ports("grafana"), ["3001:3000"]);
+    assert_eq!(services["grafana"]["environment"]["GF_SECURITY_ADMIN_USER"].as_str(), Some("admin"));
+    assert_eq!(services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].as_str(), Some("admin"));
+
+    let jaeger = &services["jaeger"];
+    assert!(jaeger["image"].as_str().unwrap().starts_with("jaegertracing/jaeger:2."), "Jaeger v2");
+    for port in ["16686:16686", "4317:4317"] {
+        assert!(ports("jaeger").iter().any(|p| p == port), "jaeger publishes {port}");
+    }
+    assert_eq!(services["booking"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].as_str(), Some("http://jaeger:4318"));
+
+    let k6 = &services["k6"];
+    assert_eq!(k6["profiles"][0].as_str(), Some("load"), "k6 runs only under the load profile");
+    assert_eq!(k6["environment"]["BASE_URL"].as_str(), Some("http://nginx"));
+
+    for (name, service) in services.as_hash().unwrap() {
+        if name.as_str() != Some("k6") {
+            assert!(!merged(service)["healthcheck"].is_badvalue(), "{name:?} has a healthcheck");
+        }
+    }
+}
+
+#[test]
+fn grafana_provisioning_is_valid_and_points_at_prometheus_and_jaeger() {
+    let datasources = std::fs::read_to_string(root().join("grafana/provisioning/datasources/datasources.yml")).unwrap();
+    let datasources = YamlLoader::load_from_str(&datasources).unwrap().remove(0);
+    let urls: Vec<_> = datasources["datasources"].as_vec().unwrap().iter().map(|d| d["url"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(urls, ["http://prometheus:9090", "http://jaeger:16686"]);
+
+    let providers = std::fs::read_to_string(root().join("grafana/provisioning/dashboards/dashboards.yml")).unwrap();
+    let providers = YamlLoader::load_from_str(&providers).unwrap().remove(0);
+    assert_eq!(providers["providers"][0]["options"]["path"].as_str(), Some("/var/lib/grafana/dashboards"));
+
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("grafana/dashboards/booking-lab.json")).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    for panel in panels {
+        assert_eq!(panel["datasource"]["uid"], "prometheus", "{}", panel["title"]);
+        assert!(!panel["targets"].as_array().unwrap().is_empty(), "{}", panel["title"]);
+    }
+}

@@ -85,3 +85,30 @@ async fn shutdown_finishes_the_booking_in_flight_then_refuses_new_connections() 
     assert!(reqwest::Client::new().get(format!("{address}/health")).send().await.is_err(), "no longer accepting");
     assert_eq!(crate::helpers::count(&options, "SELECT count(*) FROM bookings WHERE customer_id = 'last'").await, 1);
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_exits_0_for_a_healthy_replica_and_1_otherwise() {
+    let app = spawn_app().await;
+    let binary = env!("CARGO_BIN_EXE_booking-service");
+    let addr = app.address.trim_start_matches("http://").to_owned();
+
+    let healthy = tokio::process::Command::new(binary).args(["healthcheck", "--addr", &addr]).output().await.unwrap();
+    assert!(healthy.status.success(), "{healthy:?}");
+
+    let closed = format!("127.0.0.1:{}", crate::helpers::free_port());
+    let unhealthy = tokio::process::Command::new(binary).args(["healthcheck", "--addr", &closed]).output().await.unwrap();
+    assert_eq!(unhealthy.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unhealthy.stderr).contains("cannot connect"), "{unhealthy:?}");
+}
+
+#[tokio::test]
+async fn the_migrate_subcommand_creates_the_database_and_its_seed() {
+    let options = Options::default();
+    let binary = env!("CARGO_BIN_EXE_booking-service");
+
+    let output = tokio::process::Command::new(binary).args(["migrate", "--database-url", &options.database_url]).output().await.unwrap();
+
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "migrations applied");
+    assert_eq!(crate::helpers::count(&options, "SELECT count(*) FROM seats WHERE event_id = 1").await, 100);
+}
