@@ -62,7 +62,9 @@ impl FencedLock {
         if seat.is_booked {
             return ctx.refuse_with(&mut conn, attempt, Refusal::SeatTaken).await;
         }
+        drop(conn);
         ctx.hold().await;
+        let mut conn = ctx.db.acquire().await?;
         if !storage::book_seat_if_token(&mut conn, seat.id, &ctx.booking.customer_id, token).await? {
             crate::metrics::fencing_rejected(ctx.strategy);
             return ctx.refuse_with(&mut conn, attempt, Refusal::StaleToken).await;

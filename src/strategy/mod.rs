@@ -200,13 +200,21 @@ impl Ctx<'_> {
 
     /// Read, hold, write: no coordination of its own. Under `none` this is the
     /// whole strategy; `mutex` and the Redis locks run it while holding a lock.
+    ///
+    /// The database connection goes back to the pool during the hold, as it
+    /// would around a real payment call; only `pessimistic` must keep its
+    /// connection (and its row lock) for the whole hold.
     async fn read_hold_write(&self) -> Result<Outcome> {
-        let mut conn = self.db.acquire().await?;
-        let seat = self.seat(&mut conn).await?;
-        if seat.is_booked {
-            return self.refuse(&mut conn, seat.id, Refusal::SeatTaken).await;
-        }
+        let seat = {
+            let mut conn = self.db.acquire().await?;
+            let seat = self.seat(&mut conn).await?;
+            if seat.is_booked {
+                return self.refuse(&mut conn, seat.id, Refusal::SeatTaken).await;
+            }
+            seat
+        };
         self.hold().await;
+        let mut conn = self.db.acquire().await?;
         storage::book_seat(&mut conn, seat.id, &self.booking.customer_id).await?;
         let recorded = storage::record_holder(&mut conn, self.attempt(seat.id)).await?;
         Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: None, fencing_token: None })

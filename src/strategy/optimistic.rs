@@ -33,17 +33,19 @@ impl VersionCheck {
 
 impl LockingStrategy for VersionCheck {
     async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
-        let mut conn = ctx.db.acquire().await?;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let seat = ctx.seat(&mut conn).await?;
+            let seat = ctx.seat(&mut *ctx.db.acquire().await?).await?;
             let attempt = storage::Attempt { attempts: attempts as i32, ..ctx.attempt(seat.id) };
             if seat.is_booked {
-                let outcome = ctx.refuse_with(&mut conn, attempt, Refusal::SeatTaken).await?;
+                let outcome = ctx.refuse_with(&mut *ctx.db.acquire().await?, attempt, Refusal::SeatTaken).await?;
                 return Ok(Outcome { attempts: Some(attempts), ..outcome });
             }
+            // No connection is held during the hold: nothing is locked, the
+            // version check at write time is the whole coordination.
             ctx.hold().await;
+            let mut conn = ctx.db.acquire().await?;
             if storage::book_seat_if_version(&mut conn, seat.id, &ctx.booking.customer_id, seat.version).await? {
                 let recorded = storage::record_holder(&mut conn, attempt).await?;
                 return Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: Some(attempts), fencing_token: None });

@@ -10,7 +10,7 @@ use booking_service::lab::client::LabClient;
 
 use crate::harness::NativeCluster;
 
-/// Books distinct seats (and reads an event) in a loop until `stop`, for at
+/// Books seats (and reads an event) in a loop until `stop`, for at
 /// most 60 s; returns every answer that was not a booking or a 409.
 async fn steady_load(client: LabClient, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
     let started = Instant::now();
@@ -47,13 +47,18 @@ async fn scaling_up_and_down_keeps_serving_every_request() {
 
     for (replicas, expected) in [(5, 5), (2, 2)] {
         let stop = Arc::new(AtomicBool::new(false));
-        let load = tokio::spawn(steady_load(cluster.client(), stop.clone()));
+        let loads: Vec<_> = (0..4).map(|_| tokio::spawn(steady_load(cluster.client(), stop.clone()))).collect();
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         let script = cluster.script(&["scale", &replicas.to_string()]);
         tokio::time::sleep(Duration::from_millis(300)).await;
         stop.store(true, Ordering::Relaxed);
-        let (sent, failures) = load.await.expect("load task");
+        let (mut sent, mut failures) = (0, Vec::new());
+        for load in loads {
+            let (count, failed) = load.await.expect("load task");
+            sent += count;
+            failures.extend(failed);
+        }
 
         assert!(sent > 5, "the load ran through the scale: {sent} requests");
         assert!(failures.is_empty(), "scale {replicas}: {} failed requests: {failures:?}\n{script}", failures.len());
