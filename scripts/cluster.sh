@@ -104,7 +104,7 @@ start_postgres() {
     touch "$STATE/logs/postgres.log"
     if [ "$(id -u)" = 0 ]; then chown postgres "$STATE/logs/postgres.log"; fi
     as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/logs/postgres.log" -w -t 30 \
-        -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null \
+        -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1 -c max_connections=400 -c synchronous_commit=off" start >/dev/null \
         || die "postgres did not start: see $STATE/logs/postgres.log"
     head -n1 "$data/postmaster.pid" >"$STATE/pids/postgres.pid"
 }

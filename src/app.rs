@@ -176,6 +176,10 @@ pub async fn connect_database(config: &DatabaseConfig) -> anyhow::Result<PgPool>
     PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(DB_ACQUIRE_TIMEOUT)
+        // No ping on every checkout: it is a round trip per booking step. A
+        // connection that broke (Postgres restarted) fails its next query,
+        // which answers 503, and the pool drops it.
+        .test_before_acquire(false)
         .connect(url)
         .await
         .context("cannot connect to Postgres (is it running? check DATABASE_URL)")

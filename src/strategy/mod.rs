@@ -177,6 +177,11 @@ impl Ctx<'_> {
 
     /// The simulated payment step: the window in which a race can happen.
     async fn hold(&self) {
+        // tokio's timer ticks every millisecond: even a zero sleep would wait
+        // for the next tick, so a zero hold skips the timer altogether.
+        if self.hold.is_zero() {
+            return;
+        }
         tokio::time::sleep(self.hold).instrument(tracing::info_span!("payment", hold_ms = self.hold.as_millis() as u64)).await;
     }
 
