@@ -6,6 +6,7 @@
 //! `service.instance.id` on the resource. A request carrying a W3C
 //! `traceparent` joins that trace.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -56,7 +57,9 @@ pub fn init(config: &TelemetryConfig, service_name: &str, instance_id: &str) -> 
     let logs = if config.log_json {
         tracing_subscriber::fmt::layer().json().with_filter(log_filter).boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_filter(log_filter).boxed()
+        // Colours on a terminal only, not in the cluster's log files.
+        let ansi = std::io::stdout().is_terminal();
+        tracing_subscriber::fmt::layer().with_ansi(ansi).with_filter(log_filter).boxed()
     };
     global::set_text_map_propagator(TraceContextPropagator::new());
 
