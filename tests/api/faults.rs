@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Options, RedisServer, TestApp, count, spawn_app_with};
+use crate::helpers::{Options, PostgresServer, RedisServer, TestApp, count, spawn_app_with};
 
 type Answer = (StatusCode, serde_json::Value);
 
@@ -106,6 +106,38 @@ async fn redis_down_means_503_and_no_booking_for_redis_strategies() {
             assert_eq!(body["status"], "confirmed");
             break;
         }
+        assert!(std::time::Instant::now() < deadline, "never recovered: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_down_means_503_with_a_clear_message_and_the_replica_recovers() {
+    let postgres = PostgresServer::start();
+    let app = spawn_app_with(Options { database_url: postgres.url("booking"), hold_ms: 10, ..Options::default() }).await;
+    let (status, body) = app.book("A1", "before").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    postgres.stop();
+
+    let (status, body) = app.book("A2", "during").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().starts_with("database is unavailable"), "{body}");
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_ne!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["checks"]["redis"], "ok");
+    assert_eq!(app.get("/health").await.0, StatusCode::OK, "the process itself is alive");
+
+    postgres.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = app.book("A2", "after").await;
+        if status == StatusCode::OK {
+            assert_eq!(body["status"], "confirmed");
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "only 503 while reconnecting: {body}");
         assert!(std::time::Instant::now() < deadline, "never recovered: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

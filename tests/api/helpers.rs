@@ -319,3 +319,71 @@ async fn drop_stale_databases() {
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
 }
+
+/// A private Postgres in a temporary folder, on a free port: for tests that
+/// stop the database on purpose. Stopped and removed on drop.
+pub struct PostgresServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// Postgres refuses to run as root; as root, run its tools as `postgres`.
+fn as_postgres(program: &str, args: &[&str]) -> Command {
+    let tool = format!("{PG_BIN}/{program}");
+    let mut command = if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", &tool]);
+        command
+    } else {
+        Command::new(&tool)
+    };
+    command.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0).unwrap_or(false)
+}
+
+impl PostgresServer {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("booking-lab-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            assert!(Command::new("chown").args(["-R", "postgres"]).arg(&dir).status().unwrap().success());
+        }
+        let data = dir.join("data").display().to_string();
+        let status = as_postgres("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync"]).status().expect("initdb");
+        assert!(status.success(), "initdb failed (is postgresql-15 installed?)");
+        let server = Self { port: free_port(), dir };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn restart(&self) {
+        let data = self.dir.join("data").display().to_string();
+        let log = self.dir.join("log").display().to_string();
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
+        let status = as_postgres("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "start"]).status().expect("pg_ctl");
+        assert!(status.success(), "private postgres did not start");
+    }
+
+    /// Stops at once, as a crash would.
+    pub fn stop(&self) {
+        let data = self.dir.join("data").display().to_string();
+        let _ = as_postgres("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]).status();
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
