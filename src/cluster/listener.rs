@@ -3,7 +3,8 @@
 //! Subscribes to the strategy channel and applies every newer announcement.
 //! Pub/sub drops messages while disconnected, so after every (re)subscription
 //! the listener also reads the stored setting: a replica that missed a change
-//! catches up as soon as it is back.
+//! catches up as soon as it is back, and a Redis that lost the setting gets
+//! it back from the replica.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,11 +67,12 @@ async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<
 }
 
 async fn catch_up(store: &StrategyStore, active: &ActiveStrategy) {
-    match store.load().await {
-        Ok(Some(stored)) => {
+    // A Redis that lost the setting (restarted without persistence) gets
+    // this replica's back, so the cluster's memory survives the restart.
+    match store.seed(active.current()).await {
+        Ok(stored) => {
             active.apply(stored);
         }
-        Ok(None) => {}
         Err(error) => tracing::warn!(%error, "could not read the stored strategy after subscribing"),
     }
 }

@@ -45,7 +45,7 @@ async fn set_strategy(State(state): State<AppState>, payload: Result<Json<Strate
     let Json(request) = payload?;
     let name: StrategyName = request.strategy.trim().parse().map_err(|message: String| Error::bad_request(format!("strategy: {message}")))?;
     let old = state.active.current();
-    let stored = state.store.set(name).await?;
+    let stored = state.store.set(name, old).await?;
     state.active.apply(stored);
     Ok(Json(json!({
         "old_strategy": old.name,

@@ -158,3 +158,24 @@ async fn wait_for_subscribers(redis: &RedisServer, channel: &str, expected: i64)
     }
     panic!("{expected} subscribers never appeared on {channel}");
 }
+
+#[tokio::test]
+async fn a_redis_restart_that_loses_the_setting_does_not_freeze_the_strategy() {
+    let mut redis = RedisServer::start();
+    let first = spawn_app_with(Options { redis_url: redis.url(), ..Options::default() }).await;
+    let second = first.sibling("replica-b").await;
+    first.set_strategy("optimistic").await;
+    first.set_strategy("fenced").await;
+    second.wait_for_strategy("fenced").await;
+
+    // No persistence: the restarted Redis has forgotten the setting and its version.
+    redis.stop();
+    redis.restart();
+    let channel = format!("{}strategy-changed", first.options.prefix);
+    wait_for_subscribers(&redis, &channel, 2).await;
+
+    let answer = first.set_strategy("pessimistic").await;
+    assert!(answer["version"].as_u64().unwrap() > 3, "the new setting is newer than the applied one: {answer}");
+    assert_eq!(first.strategy().await, "pessimistic");
+    second.wait_for_strategy("pessimistic").await;
+}
