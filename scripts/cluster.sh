@@ -193,7 +193,7 @@ write_prometheus_targets() { # file_sd targets, one entry per replica
     {
         echo "["
         for i in $(seq 1 "$n"); do
-            printf '  {"targets": ["127.0.0.1:%s"], "labels": {"replica": "replica-%s", "cluster": "native"}}' "$(replica_port "$i")" "$i"
+            printf '  {"targets": ["127.0.0.1:%s"], "labels": {"cluster": "native"}}' "$(replica_port "$i")"
             [ "$i" -lt "$n" ] && echo "," || echo
         done
         echo "]"

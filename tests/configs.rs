@@ -87,7 +87,7 @@ fn both_prometheus_configs_pass_promtool() {
     let dir = temp_dir("prometheus");
     let native = std::fs::read_to_string(root().join("prometheus/native.yml")).unwrap();
     let targets = dir.join("targets.json");
-    std::fs::write(&targets, r#"[{"targets": ["127.0.0.1:8001"], "labels": {"replica": "replica-1"}}]"#).unwrap();
+    std::fs::write(&targets, r#"[{"targets": ["127.0.0.1:8001"], "labels": {"cluster": "native"}}]"#).unwrap();
     std::fs::write(dir.join("native.yml"), native.replace("@TARGETS@", &targets.display().to_string())).unwrap();
 
     for config in [dir.join("native.yml"), root().join("prometheus/docker.yml")] {
@@ -96,6 +96,9 @@ fn both_prometheus_configs_pass_promtool() {
     }
     let docker = std::fs::read_to_string(root().join("prometheus/docker.yml")).unwrap();
     assert!(docker.contains("dns_sd_configs"), "Compose replicas are discovered by DNS");
+    for config in [&native, &docker] {
+        assert!(config.contains("honor_labels: true"), "the replica's own instance label is kept");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -56,10 +56,12 @@ async fn dashboard_problems(cluster: &NativeCluster, replicas: usize) -> Vec<Str
     for query in dashboard_queries() {
         let series = prometheus_query(cluster, &query.expr).await;
         let instances: BTreeSet<_> = series.iter().filter_map(|s| s["metric"]["instance"].as_str().map(str::to_owned)).collect();
+        // The `instance` label is the replica's X-Instance-Id, not host:port.
+        let expected: BTreeSet<_> = (1..=replicas).map(|i| format!("replica-{i}")).collect();
         if series.is_empty() {
             problems.push(format!("{}: no data for {}", query.panel, query.expr));
-        } else if query.panel.contains("per replica") && instances.len() != replicas {
-            problems.push(format!("{}: replicas {instances:?}, expected {replicas}", query.panel));
+        } else if query.panel.contains("per replica") && instances != expected {
+            problems.push(format!("{}: replicas {instances:?}, expected {expected:?}", query.panel));
         } else if query.legend == "{{instance}}" && series.len() != replicas {
             problems.push(format!("{}: {} series, expected one per replica ({replicas})", query.panel, series.len()));
         }
