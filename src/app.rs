@@ -123,10 +123,6 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     /// Serves until the cancellation token fires; then stops accepting,
     /// finishes in-flight requests, and waits for the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
