@@ -6,7 +6,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use booking_service::app::Application;
@@ -44,13 +44,18 @@ pub struct Options {
     pub lock_ttl_ms: u64,
     pub lock_wait_ms: u64,
     pub optimistic_max_retries: u32,
+    /// Drops the test's database when the last holder (the test's replicas
+    /// and their options) is gone, panicking tests included.
+    pub _database: Arc<TestDatabase>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         let unique = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("booking_test_{}_{}", now_secs(), &unique[..12]);
         Self {
-            database_url: format!("{POSTGRES}/booking_test_{}_{}", now_secs(), &unique[..12]),
+            database_url: format!("{POSTGRES}/{name}"),
+            _database: Arc::new(TestDatabase { name }),
             redis_url: REDIS.to_owned(),
             redlock_urls: Vec::new(),
             prefix: format!("test:{}:", &unique[..16]),
@@ -295,6 +300,30 @@ impl Drop for RedisServer {
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A test's own database, dropped with it.
+pub struct TestDatabase {
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop may run inside the test's runtime: do the async work on a
+        // thread (and runtime) of its own.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await {
+                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// Test databases are named `booking_test_<unix seconds>_<random>`; those
