@@ -26,6 +26,43 @@ impl Answer {
     }
 }
 
+/// Answers counted by what they say, and by the replica that served them.
+#[derive(Debug, Default, Clone)]
+pub struct AnswerCounts {
+    pub confirmed: usize,
+    pub double_booked: usize,
+    pub failed: usize,
+    /// Neither a booking nor a 409: a 5xx, or no answer at all.
+    pub errors: usize,
+    pub replicas: std::collections::BTreeMap<String, usize>,
+}
+
+impl AnswerCounts {
+    pub fn record(&mut self, answer: anyhow::Result<Answer>) {
+        let Ok(answer) = answer else {
+            self.errors += 1;
+            return;
+        };
+        match answer.outcome() {
+            "confirmed" => self.confirmed += 1,
+            "double_booked" => self.double_booked += 1,
+            "failed" => self.failed += 1,
+            _ => self.errors += 1,
+        }
+        *self.replicas.entry(answer.instance.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: AnswerCounts) {
+        self.confirmed += other.confirmed;
+        self.double_booked += other.double_booked;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        for (replica, count) in other.replicas {
+            *self.replicas.entry(replica).or_default() += count;
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct LabClient {
     base_url: String,

@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
-use super::client::LabClient;
+use super::client::{AnswerCounts, LabClient};
 use crate::strategy::StrategyName;
 
 /// Seats per row of the events the comparison creates.
@@ -57,23 +57,13 @@ pub struct Row {
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
-    confirmed: usize,
-    double_booked: usize,
-    failed: usize,
-    errors: usize,
-    replicas: BTreeMap<String, usize>,
+    answers: AnswerCounts,
 }
 
 impl Tally {
     fn merge(&mut self, other: Tally) {
         self.latencies.extend(other.latencies);
-        self.confirmed += other.confirmed;
-        self.double_booked += other.double_booked;
-        self.failed += other.failed;
-        self.errors += other.errors;
-        for (replica, count) in other.replicas {
-            *self.replicas.entry(replica).or_default() += count;
-        }
+        self.answers.merge(other.answers);
     }
 }
 
@@ -130,18 +120,7 @@ async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Set
                     let sent = Instant::now();
                     let answer = client.book(event_id, &seat, &format!("{strategy}-{worker}-{attempt}")).await;
                     tally.latencies.push(sent.elapsed());
-                    match answer {
-                        Ok(answer) => {
-                            match answer.outcome() {
-                                "confirmed" => tally.confirmed += 1,
-                                "double_booked" => tally.double_booked += 1,
-                                "failed" => tally.failed += 1,
-                                _ => tally.errors += 1,
-                            }
-                            *tally.replicas.entry(answer.instance.unwrap_or_else(|| "unknown".into())).or_default() += 1;
-                        }
-                        Err(_) => tally.errors += 1,
-                    }
+                    tally.answers.record(answer);
                 }
                 tally
             })
@@ -173,16 +152,16 @@ async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Set
     Ok(Row {
         strategy,
         attempts,
-        confirmed: tally.confirmed + tally.double_booked,
-        failed: tally.failed,
+        confirmed: tally.answers.confirmed + tally.answers.double_booked,
+        failed: tally.answers.failed,
         double_bookings,
         p50_ms: percentile_ms(&tally.latencies, 0.50),
         p99_ms: percentile_ms(&tally.latencies, 0.99),
         requests_per_sec: attempts as f64 / elapsed.as_secs_f64(),
         optimistic_retries: stats["totals"]["retries"].as_i64().unwrap_or(0),
         lock_contentions: stats["totals"]["reasons"]["lock_busy"].as_i64().unwrap_or(0),
-        errors: tally.errors,
-        replicas: tally.replicas,
+        errors: tally.answers.errors,
+        replicas: tally.answers.replicas,
     })
 }
 

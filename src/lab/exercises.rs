@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Barrier;
 
-use super::client::LabClient;
+use super::client::{AnswerCounts, LabClient};
 use crate::strategy::StrategyName;
 
 /// What one burst did under one strategy.
@@ -50,30 +50,20 @@ pub async fn run_one(client: &LabClient, strategy: StrategyName, event_id: i64, 
         })
         .collect();
 
+    let mut counts = AnswerCounts::default();
+    for request in requests {
+        counts.record(request.await?);
+    }
     let mut exercise = Exercise {
         strategy,
         requests: concurrency,
-        confirmed: 0,
-        double_booked: 0,
-        failed: 0,
-        errors: 0,
+        confirmed: counts.confirmed,
+        double_booked: counts.double_booked,
+        failed: counts.failed,
+        errors: counts.errors,
         holders: 0,
-        replicas: BTreeMap::new(),
+        replicas: counts.replicas,
     };
-    for request in requests {
-        match request.await? {
-            Ok(answer) => {
-                match answer.outcome() {
-                    "confirmed" => exercise.confirmed += 1,
-                    "double_booked" => exercise.double_booked += 1,
-                    "failed" => exercise.failed += 1,
-                    _ => exercise.errors += 1,
-                }
-                *exercise.replicas.entry(answer.instance.unwrap_or_else(|| "unknown".into())).or_default() += 1;
-            }
-            Err(_) => exercise.errors += 1,
-        }
-    }
     exercise.holders = client.holders(event_id, seat).await?;
     Ok(exercise)
 }
