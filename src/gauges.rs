@@ -22,7 +22,7 @@ pub async fn run(state: AppState, cancel: CancellationToken) {
 }
 
 async fn refresh(state: &AppState) {
-    match storage::available_seats(&state.db).await {
+    match storage::available_seats(&state.db, None).await {
         Ok(events) => {
             for (event_id, available) in events {
                 crate::metrics::available_seats(event_id, available);

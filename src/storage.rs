@@ -82,12 +82,17 @@ pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::
     .await
 }
 
-/// Free seats per event.
+/// Free seats per event, of every event or of one.
 #[tracing::instrument(name = "db.available_seats", skip_all)]
-pub async fn available_seats(pool: &PgPool) -> sqlx::Result<Vec<(i64, i64)>> {
-    sqlx::query_as("SELECT event_id, count(*) FILTER (WHERE NOT is_booked) FROM seats GROUP BY event_id ORDER BY event_id")
-        .fetch_all(pool)
-        .await
+pub async fn available_seats(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT event_id, count(*) FILTER (WHERE NOT is_booked) FROM seats
+         WHERE ($1::BIGINT IS NULL OR event_id = $1)
+         GROUP BY event_id ORDER BY event_id",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
 }
 
 /// A plain read: what every strategy except `pessimistic` starts with.
