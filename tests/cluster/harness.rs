@@ -53,13 +53,16 @@ impl NativeCluster {
         cluster
     }
 
+    /// `scripts/cluster.sh ARGS` with this cluster's environment, not yet run.
+    fn cluster_sh(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"));
+        command.args(args).envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+        command
+    }
+
     /// Runs `scripts/cluster.sh ARGS` against this cluster; panics with its output on failure.
     pub fn script(&self, args: &[&str]) -> String {
-        let output = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"))
-            .args(args)
-            .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
-            .output()
-            .expect("cannot run scripts/cluster.sh");
+        let output = self.cluster_sh(args).output().expect("cannot run scripts/cluster.sh");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "cluster.sh {args:?} failed:\n{stdout}\n{stderr}\n{}", self.logs());
@@ -67,12 +70,7 @@ impl NativeCluster {
     }
 
     pub fn logs(&self) -> String {
-        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"))
-            .arg("logs")
-            .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
-            .output()
-            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-            .unwrap_or_default()
+        self.cluster_sh(&["logs"]).output().map(|output| String::from_utf8_lossy(&output.stdout).into_owned()).unwrap_or_default()
     }
 
     pub fn client(&self) -> LabClient {
@@ -87,10 +85,7 @@ impl NativeCluster {
 
 impl Drop for NativeCluster {
     fn drop(&mut self) {
-        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh"))
-            .arg("down")
-            .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
-            .output();
+        let _ = self.cluster_sh(&["down"]).output();
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
