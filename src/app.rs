@@ -7,24 +7,26 @@
 //! background tasks.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManagerConfig, PubSub};
 use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::ActiveStrategy;
+use crate::cluster::barrier::Barrier;
 use crate::cluster::heartbeat::Heartbeat;
-use crate::cluster::store::StrategyStore;
-use crate::cluster::{ActiveStrategy, listener};
+use crate::cluster::listener::{self, Listener};
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::keys::Keys;
+pub use crate::state::AppState;
+use crate::state::Shared;
+use crate::storage::epoch;
 use crate::strategy::Strategies;
 
 /// How long a request waits for a pooled Postgres connection before it is
@@ -33,37 +35,14 @@ const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one Redis command may take before the request is answered 503.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Everything a request handler needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-pub struct Shared {
-    pub db: PgPool,
-    /// The main Redis: strategy store, heartbeats, single-node locks.
-    pub redis: ConnectionManager,
-    pub keys: Keys,
-    pub instance_id: String,
-    pub service_name: String,
-    pub(crate) strategies: Strategies,
-    pub active: Arc<ActiveStrategy>,
-    pub store: StrategyStore,
-    pub heartbeat_interval: Duration,
-    pub metrics: PrometheusHandle,
-}
-
-impl Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
 /// One replica, built and bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     redis_client: redis::Client,
+    /// Subscribed before the replica serves, so it hears every switch.
+    pubsub: PubSub,
+    heartbeat: Heartbeat,
     body_limit: usize,
     cancel: CancellationToken,
 }
@@ -89,13 +68,14 @@ impl Application {
             .with_context(|| format!("cannot connect to Redis at {}", config.redis.redis_url))?;
 
         let keys = Keys::new(config.redis.redis_key_prefix.clone());
-        let store = StrategyStore::new(redis.clone(), keys.clone());
-        let applied = store.load_or_seed(config.locking.strategy).await.context("cannot load the cluster's strategy")?;
+        let applied = epoch::load_or_seed(&db, config.locking.strategy).await.context("cannot load the cluster's strategy")?;
+        let pubsub = listener::subscribe(&redis_client, &keys.strategy_channel())
+            .await
+            .context("cannot subscribe to the cluster channel in Redis")?;
         let strategies = Strategies::new(&config.locking, redis.clone(), &config.redis.redlock_nodes(), keys.clone())?;
 
-        let listener = TcpListener::bind(config.server.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let listener =
+            TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
         tracing::info!(
             instance_id,
             address = %listener.local_addr()?,
@@ -104,6 +84,29 @@ impl Application {
             "replica ready"
         );
 
+        let heartbeat_interval = Duration::from_millis(config.server.heartbeat_interval_ms.max(100));
+        let active = Arc::new(ActiveStrategy::new(applied));
+        let barrier = Arc::new(Barrier::new(
+            active.clone(),
+            db.clone(),
+            redis.clone(),
+            keys.clone(),
+            instance_id.clone(),
+            heartbeat_interval,
+            Duration::from_millis(config.server.switch_timeout_ms),
+        ));
+        let heartbeat = Heartbeat {
+            redis: redis.clone(),
+            keys: keys.clone(),
+            instance_id: instance_id.clone(),
+            address: listener.local_addr()?.to_string(),
+            interval: heartbeat_interval,
+            started_at: chrono::Utc::now().timestamp_millis(),
+        };
+        // In the register before the first request, so that a switch right
+        // after start-up waits for this replica too.
+        heartbeat.beat(applied).await.context("cannot announce this replica in Redis")?;
+
         let state = AppState(Arc::new(Shared {
             db,
             redis,
@@ -111,12 +114,12 @@ impl Application {
             instance_id,
             service_name: config.server.service_name.clone(),
             strategies,
-            active: Arc::new(ActiveStrategy::new(applied)),
-            store,
-            heartbeat_interval: Duration::from_millis(config.server.heartbeat_interval_ms.max(100)),
+            active,
+            barrier,
+            heartbeat_interval,
             metrics,
         }));
-        Ok(Self { listener, state, redis_client, body_limit: config.server.body_limit_bytes, cancel })
+        Ok(Self { listener, state, redis_client, pubsub, heartbeat, body_limit: config.server.body_limit_bytes, cancel })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -126,23 +129,16 @@ impl Application {
     /// Serves until the cancellation token fires; then stops accepting,
     /// finishes in-flight requests, and waits for the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, redis_client, body_limit, cancel } = self;
-        let address = listener.local_addr()?;
+        let Self { listener, state, redis_client, pubsub, heartbeat, body_limit, cancel } = self;
 
-        let listener_task = tokio::spawn(listener::run(
-            redis_client,
-            state.keys.strategy_channel(),
-            state.store.clone(),
-            state.active.clone(),
-            cancel.clone(),
-        ));
-        let heartbeat = Heartbeat {
-            redis: state.redis.clone(),
-            keys: state.keys.clone(),
-            instance_id: state.instance_id.clone(),
-            address: address.to_string(),
-            interval: state.heartbeat_interval,
+        let cluster_listener = Listener {
+            client: redis_client,
+            channel: state.keys.strategy_channel(),
+            db: state.db.clone(),
+            active: state.active.clone(),
+            barrier: state.barrier.clone(),
         };
+        let listener_task = tokio::spawn(cluster_listener.run(pubsub, cancel.clone()));
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::strategy::StrategyName;
+use crate::domain::StrategyName;
 
 /// A horizontally scaled ticket-booking service that teaches concurrency control.
 #[derive(Debug, Parser)]
@@ -71,6 +71,11 @@ pub struct ServerConfig {
     /// How often this replica announces itself in Redis, in milliseconds.
     #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
     pub heartbeat_interval_ms: u64,
+    /// How long a strategy switch (or reset) waits for each live replica to
+    /// drain its in-flight bookings before it goes ahead without it, in
+    /// milliseconds; a replica waits as long for its own in-flight bookings.
+    #[arg(long, env = "SWITCH_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub switch_timeout_ms: u64,
 }
 
 impl ServerConfig {
@@ -84,12 +89,7 @@ impl ServerConfig {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
     /// Postgres connection URL.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/booking",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/booking", hide_env_values = true)]
     pub database_url: String,
     /// Most connections this replica holds open.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
@@ -116,11 +116,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// The Redlock nodes, falling back to the main Redis.
     pub fn redlock_nodes(&self) -> Vec<String> {
-        if self.redlock_urls.is_empty() {
-            vec![self.redis_url.clone()]
-        } else {
-            self.redlock_urls.clone()
-        }
+        if self.redlock_urls.is_empty() { vec![self.redis_url.clone()] } else { self.redlock_urls.clone() }
     }
 }
 

@@ -27,6 +27,9 @@ pub enum Error {
     /// 404: the named thing does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// 409: the request clashes with something under way (another switch).
+    #[error("{0}")]
+    Conflict(String),
     /// 503: a backend (Postgres or a lock service) cannot be reached; nothing was written.
     #[error("{what} is unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
@@ -51,6 +54,7 @@ impl Error {
             Self::BadRequest(_) | Self::Query(_) | Self::Path(_) => StatusCode::BAD_REQUEST,
             Self::Json(rejection) => rejection.status(),
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

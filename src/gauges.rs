@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage;
 
 const REFRESH_EVERY: Duration = Duration::from_secs(5);

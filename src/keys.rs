@@ -14,14 +14,20 @@ impl Keys {
         Self { prefix: prefix.into() }
     }
 
-    /// Hash `{name, version}`: the strategy the whole cluster applies.
-    pub fn strategy(&self) -> String {
-        format!("{}strategy", self.prefix)
-    }
-
-    /// Pub/sub channel announcing `version:name` on every strategy change.
+    /// Pub/sub channel of the switch barrier: `prepare`, `abort`, and
+    /// `version:name` when a new epoch is committed.
     pub fn strategy_channel(&self) -> String {
         format!("{}strategy-changed", self.prefix)
+    }
+
+    /// Held by the one replica coordinating a switch or reset.
+    pub fn switch_lock(&self) -> String {
+        format!("{}switch-lock", self.prefix)
+    }
+
+    /// Hash of the replicas' acknowledgements of one switch.
+    pub fn switch_acks(&self, switch_id: &str) -> String {
+        format!("{}switch:{switch_id}", self.prefix)
     }
 
     /// Hash of instance id → heartbeat JSON of every replica.

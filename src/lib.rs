@@ -6,12 +6,17 @@
 //! show which strategies double-book and which hold.
 //!
 //! # Layout
+//! - [`domain`]: the shared vocabulary (strategy names, the epoch, statuses,
+//!   refusal reasons); imports nothing from the crate.
 //! - [`config`]: clap settings, every one also an environment variable.
 //! - [`app`]: build a replica (connect, migrate, bind) and run it until stopped.
+//! - [`state`]: what every request handler shares.
 //! - [`http`]: the HTTP API, one module per resource.
 //! - [`strategy`]: the seven locking strategies, one file each, behind one trait.
-//! - [`storage`]: all seat and booking SQL, which every strategy calls.
-//! - [`cluster`]: the strategy shared through Redis, its pub/sub listener, heartbeats.
+//! - [`storage`]: all seat and booking SQL, which every strategy calls, and the
+//!   cluster's strategy epoch that every booking's write checks.
+//! - [`cluster`]: the switch barrier and booking gate, the pub/sub listener,
+//!   heartbeats.
 //! - [`keys`]: every Redis key name.
 //! - [`error`]: the HTTP layer's one error type.
 //! - [`metrics`], [`gauges`], [`telemetry`]: Prometheus metrics (and the timer that
@@ -22,6 +27,7 @@
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod gauges;
 pub mod healthcheck;
@@ -29,6 +35,7 @@ pub mod http;
 pub mod keys;
 pub mod lab;
 pub mod metrics;
+pub mod state;
 pub mod storage;
 pub mod strategy;
 pub mod telemetry;

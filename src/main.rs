@@ -5,7 +5,7 @@ use booking_service::app::{self, Application};
 use booking_service::config::{Cli, Command};
 use booking_service::lab::client::LabClient;
 use booking_service::lab::{compare, exercises};
-use booking_service::strategy::StrategyName;
+use booking_service::domain::StrategyName;
 use booking_service::{healthcheck, telemetry};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;

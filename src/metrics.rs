@@ -13,14 +13,13 @@ use axum::response::Response;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::strategy::StrategyName;
+use crate::domain::{BookingStatus, Refusal, StrategyName};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Latency buckets from 1 ms to 10 s: wide enough for a 50 ms hold behind a
 /// queue of waiters.
-const LATENCY_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
 
 /// Installs the process-wide recorder (once) and returns its handle.
 pub fn install(instance_id: &str) -> PrometheusHandle {
@@ -60,14 +59,22 @@ fn describe() {
     describe_histogram!("http_request_duration_seconds", "HTTP latency by route, method and status");
     describe_gauge!("db_pool_connections", "Postgres pool connections by state (in_use, idle)");
     describe_gauge!("mutex_seats_tracked", "Seats the in-process mutex map holds an entry for");
+    describe_histogram!(
+        "strategy_switch_pause_seconds",
+        "How long a booking waited at the gate while the cluster switched strategy or reset"
+    );
+    describe_counter!("strategy_switches_total", "Switches and resets this replica coordinated, by outcome (complete, without_lagging)");
 }
 
 /// Creates every counter series at 0, so a dashboard shows "0 double
 /// bookings" rather than "no data" before the first one happens.
 fn register_zeroes() {
     for strategy in StrategyName::ALL.map(StrategyName::as_str) {
-        for status in [crate::storage::CONFIRMED, crate::storage::DOUBLE_BOOKED, crate::storage::FAILED] {
+        for status in BookingStatus::ALL.map(BookingStatus::as_str) {
             counter!("bookings_total", "strategy" => strategy, "status" => status).absolute(0);
+        }
+        for reason in Refusal::ALL.map(Refusal::as_str) {
+            counter!("booking_failures_total", "strategy" => strategy, "reason" => reason).absolute(0);
         }
         for name in ["double_bookings_detected", "lock_contentions_total", "optimistic_retries_total", "fencing_token_rejections_total"] {
             counter!(name, "strategy" => strategy).absolute(0);
@@ -75,12 +82,12 @@ fn register_zeroes() {
     }
 }
 
-pub fn booking_finished(strategy: StrategyName, status: &'static str, reason: Option<&'static str>, took: Duration) {
-    counter!("bookings_total", "strategy" => strategy.as_str(), "status" => status).increment(1);
+pub fn booking_finished(strategy: StrategyName, status: BookingStatus, reason: Option<Refusal>, took: Duration) {
+    counter!("bookings_total", "strategy" => strategy.as_str(), "status" => status.as_str()).increment(1);
     if let Some(reason) = reason {
-        counter!("booking_failures_total", "strategy" => strategy.as_str(), "reason" => reason).increment(1);
+        counter!("booking_failures_total", "strategy" => strategy.as_str(), "reason" => reason.as_str()).increment(1);
     }
-    if status == crate::storage::DOUBLE_BOOKED {
+    if status == BookingStatus::DoubleBooked {
         counter!("double_bookings_detected", "strategy" => strategy.as_str()).increment(1);
     }
     histogram!("booking_duration_seconds", "strategy" => strategy.as_str()).record(took);
@@ -129,16 +136,21 @@ pub fn db_pool(in_use: usize, idle: usize) {
 /// (`/events/{id}`, not `/events/1`, so the label set stays small).
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().to_string();
     let response = next.run(request).await;
     let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
     counter!("http_requests_total", &labels).increment(1);
     histogram!("http_request_duration_seconds", &labels).record(started.elapsed());
     response
+}
+
+pub fn switch_pause(waited: Duration) {
+    histogram!("strategy_switch_pause_seconds").record(waited);
+}
+
+pub fn switch_finished(outcome: &'static str) {
+    counter!("strategy_switches_total", "outcome" => outcome).increment(1);
 }
 
 pub fn mutex_map_size(seats: usize) {

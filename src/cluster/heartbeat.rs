@@ -35,16 +35,17 @@ pub struct Heartbeat {
     pub instance_id: String,
     pub address: String,
     pub interval: Duration,
+    /// Milliseconds since the Unix epoch.
+    pub started_at: i64,
 }
 
 impl Heartbeat {
     /// Beats until `cancel` fires, then removes this replica's record.
     pub async fn run(self, mut applied: watch::Receiver<Applied>, cancel: CancellationToken) {
-        let started_at = Utc::now().timestamp_millis();
         let mut failing = false;
         loop {
             let current = *applied.borrow_and_update();
-            match self.beat(current, started_at).await {
+            match self.beat(current).await {
                 Ok(()) if failing => {
                     tracing::info!("heartbeat restored");
                     failing = false;
@@ -68,13 +69,14 @@ impl Heartbeat {
         }
     }
 
-    async fn beat(&self, applied: Applied, started_at: i64) -> anyhow::Result<()> {
+    /// Writes this replica's record once.
+    pub async fn beat(&self, applied: Applied) -> anyhow::Result<()> {
         let record = Replica {
             instance_id: self.instance_id.clone(),
             address: self.address.clone(),
             strategy: applied.name.to_string(),
             strategy_version: applied.version,
-            started_at,
+            started_at: self.started_at,
             last_seen: Utc::now().timestamp_millis(),
         };
         let _: i64 = self.redis.clone().hset(self.keys.replicas(), &self.instance_id, serde_json::to_string(&record)?).await?;

@@ -1,78 +1,107 @@
-//! Applies strategy changes announced by other replicas.
+//! Hears the cluster channel and acts on it: prepares for switches, applies
+//! committed epochs, reopens on aborts.
 //!
-//! Subscribes to the strategy channel and applies every newer announcement.
-//! Pub/sub drops messages while disconnected, so after every (re)subscription
-//! the listener also reads the stored setting: a replica that missed a change
-//! catches up as soon as it is back, and a Redis that lost the setting gets
-//! it back from the replica.
+//! Pub/sub drops messages while disconnected, so after every
+//! (re)subscription the listener also reads the epoch from Postgres: a
+//! replica that missed a change catches up as soon as it is back. (Missing a
+//! `prepare` is safe: the replica's old-epoch writes are refused, see
+//! [`super::barrier`].)
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::ActiveStrategy;
-use super::store::{StrategyStore, parse_announcement};
+use super::barrier::Barrier;
+use super::messages::Message;
+use crate::storage::epoch;
 
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// Runs until `cancel` fires.
-pub async fn run(client: redis::Client, channel: String, store: StrategyStore, active: Arc<ActiveStrategy>, cancel: CancellationToken) {
-    let mut outage_reported = false;
-    while !cancel.is_cancelled() {
-        match subscribe(&client, &channel).await {
-            Ok(pubsub) => {
-                if outage_reported {
-                    tracing::info!("strategy listener reconnected");
-                }
-                catch_up(&store, &active).await;
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        message = messages.next() => match message {
-                            Some(message) => {
-                                let payload: String = message.get_payload().unwrap_or_default();
-                                match parse_announcement(&payload) {
-                                    Some(announced) => { active.apply(announced); }
-                                    None => tracing::warn!(payload, "ignoring malformed strategy announcement"),
-                                }
-                            }
-                            None => break,
-                        },
-                    }
-                }
-                tracing::warn!("strategy listener lost its pub/sub connection; reconnecting");
-                outage_reported = true;
-            }
-            Err(error) => {
-                if !outage_reported {
-                    tracing::warn!(%error, "strategy listener cannot subscribe; retrying quietly until it can");
-                    outage_reported = true;
-                }
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
-        }
-    }
-}
-
-async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
+/// Subscribes to `channel`; done before the replica serves, so that it hears
+/// every switch from its first request on.
+pub async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
     Ok(pubsub)
 }
 
-async fn catch_up(store: &StrategyStore, active: &ActiveStrategy) {
-    // A Redis that lost the setting (restarted without persistence) gets
-    // this replica's back, so the cluster's memory survives the restart.
-    match store.seed(active.current()).await {
-        Ok(stored) => {
-            active.apply(stored);
+/// What the listener acts on.
+pub struct Listener {
+    pub client: redis::Client,
+    pub channel: String,
+    pub db: PgPool,
+    pub active: Arc<ActiveStrategy>,
+    pub barrier: Arc<Barrier>,
+}
+
+impl Listener {
+    /// Runs until `cancel` fires, starting with the subscription `first`.
+    pub async fn run(self, first: redis::aio::PubSub, cancel: CancellationToken) {
+        let mut next = Some(first);
+        let mut outage_reported = false;
+        while !cancel.is_cancelled() {
+            let subscribed = match next.take() {
+                Some(pubsub) => Ok(pubsub),
+                None => subscribe(&self.client, &self.channel).await,
+            };
+            match subscribed {
+                Ok(pubsub) => {
+                    if outage_reported {
+                        tracing::info!("cluster listener reconnected");
+                    }
+                    self.catch_up().await;
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            message = messages.next() => match message {
+                                Some(message) => self.handle(&message.get_payload::<String>().unwrap_or_default()),
+                                None => break,
+                            },
+                        }
+                    }
+                    tracing::warn!("cluster listener lost its pub/sub connection; reconnecting");
+                    outage_reported = true;
+                }
+                Err(error) => {
+                    if !outage_reported {
+                        tracing::warn!(%error, "cluster listener cannot subscribe; retrying quietly until it can");
+                        outage_reported = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            }
         }
-        Err(error) => tracing::warn!(%error, "could not read the stored strategy after subscribing"),
+    }
+
+    fn handle(&self, payload: &str) {
+        match Message::parse(payload) {
+            Some(Message::Prepare { switch_id, from_version }) => {
+                tokio::spawn(self.barrier.clone().on_prepare(switch_id, from_version));
+            }
+            Some(Message::Abort { switch_id }) => self.barrier.on_abort(switch_id),
+            Some(Message::Commit(applied)) => {
+                self.active.apply(applied);
+            }
+            None => tracing::warn!(payload, "ignoring malformed cluster message"),
+        }
+    }
+
+    async fn catch_up(&self) {
+        match epoch::load(&self.db).await {
+            Ok(current) => {
+                self.active.apply(current);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read the cluster's epoch after subscribing")
+            }
+        }
     }
 }

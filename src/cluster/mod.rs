@@ -1,26 +1,23 @@
-//! What makes several replicas one cluster: a strategy they all apply, and a
-//! register of who is alive.
+//! What makes several replicas one cluster: a strategy they all apply, a
+//! barrier that switches it, and a register of who is alive.
 //!
-//! The strategy lives in Redis with a version number ([`store`]); changes are
-//! published and every replica's [`listener`] applies them; [`heartbeat`]
-//! announces each replica and the strategy it has applied. [`ActiveStrategy`]
-//! is this replica's applied setting.
+//! The strategy and its epoch live in Postgres ([`crate::storage::epoch`]),
+//! where every booking's write checks them. Changes go through the
+//! [`barrier`], which closes each replica's booking [`gate`] while it
+//! switches; [`messages`] on one pub/sub channel drive it, and each replica's
+//! [`listener`] acts on them. [`heartbeat`] announces each replica and the
+//! strategy it has applied. [`ActiveStrategy`] is this replica's applied
+//! setting.
 
+pub mod barrier;
+pub mod gate;
 pub mod heartbeat;
 pub mod listener;
-pub mod store;
+pub mod messages;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::strategy::StrategyName;
-
-/// A strategy setting and the version it was stored under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Applied {
-    pub name: StrategyName,
-    pub version: u64,
-}
+pub use crate::domain::Applied;
 
 /// The strategy this replica applies to every booking.
 ///

@@ -1,10 +1,13 @@
 //! `/admin/*`: switch the cluster's strategy, reset an event, and look at
 //! what happened (double bookings, stats, live replicas).
+//!
+//! Switching, resetting and deleting an event go through the switch barrier
+//! ([`crate::cluster::barrier`]): no booking runs across them.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -12,11 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::events::unknown_event;
-use crate::app::AppState;
+use crate::cluster::barrier::Report;
 use crate::cluster::heartbeat::live_replicas;
+use crate::domain::StrategyName;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 use crate::storage;
-use crate::strategy::StrategyName;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -39,20 +43,52 @@ struct StrategyRequest {
     strategy: String,
 }
 
-/// Stores the new strategy in Redis and announces it to every replica; answers
-/// once this replica has applied it.
+/// Switches the whole cluster through the barrier; answers once every live
+/// replica has applied the new strategy (or was left behind, and says so).
 async fn set_strategy(State(state): State<AppState>, payload: Result<Json<StrategyRequest>, JsonRejection>) -> Result<Json<Value>> {
     let Json(request) = payload?;
-    let name: StrategyName = request.strategy.trim().parse().map_err(|message: String| Error::bad_request(format!("strategy: {message}")))?;
-    let old = state.active.current();
-    let stored = state.store.set(name, old).await?;
-    state.active.apply(stored);
-    Ok(Json(json!({
-        "old_strategy": old.name,
-        "new_strategy": stored.name,
-        "version": stored.version,
-        "instance": state.instance_id,
-    })))
+    let name: StrategyName =
+        request.strategy.trim().parse().map_err(|message: String| Error::bad_request(format!("strategy: {message}")))?;
+    let report = state.barrier.switch(name).await?;
+    let mut answer = barrier_answer(&report, &state.instance_id);
+    answer["old_strategy"] = json!(report.old.name);
+    answer["new_strategy"] = json!(report.new.name);
+    answer["message"] = json!(switch_message(&report));
+    Ok(Json(answer))
+}
+
+/// What every change through the barrier answers with.
+fn barrier_answer(report: &Report, instance: &str) -> Value {
+    json!({
+        "version": report.new.version,
+        "instance": instance,
+        "switched": report.switched,
+        "lagging": report.lagging,
+        "pause": report.pause,
+        "replicas": report.replicas,
+        "took_ms": report.took_ms,
+    })
+}
+
+fn switch_message(report: &Report) -> String {
+    let mut message = format!(
+        "{} -> {} (epoch {}) on {}; bookings paused p50 {} ms, p99 {} ms ({} waited)",
+        report.old.name,
+        report.new.name,
+        report.new.version,
+        report.switched.join(", "),
+        report.pause.p50_ms,
+        report.pause.p99_ms,
+        report.pause.paused_requests
+    );
+    if !report.lagging.is_empty() {
+        message.push_str(&format!(
+            ". {} did not acknowledge in time: the switch went ahead without them, and their bookings are refused \
+             (stale_strategy) until they catch up",
+            report.lagging.join(", ")
+        ));
+    }
+    message
 }
 
 #[derive(Deserialize)]
@@ -60,23 +96,22 @@ struct EventQuery {
     event_id: Option<i64>,
 }
 
-/// Frees the event's seats, deletes its bookings and clears its locks.
+/// Frees the event's seats, deletes its bookings and clears its locks, behind
+/// the barrier: no booking is in flight while it runs, and one on a replica
+/// that missed it cannot commit afterwards (the reset starts a new epoch).
 async fn reset(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
     let Query(query) = query?;
     let event_id = query.event_id.unwrap_or(1);
-    if !storage::reset_event(&state.db, event_id).await? {
-        return Err(unknown_event(event_id));
-    }
-    state.strategies.clear_locks(event_id).await?;
+    let report = change_event(&state, event_id, EventChange::Reset).await?;
     // Counted in the database: a load-test event can have 200 000 seats.
     let available = storage::available_seats(&state.db, Some(event_id)).await?.first().map_or(0, |(_, free)| *free);
     crate::metrics::available_seats(event_id, available);
-    Ok(Json(json!({
-        "status": "reset",
-        "event_id": event_id,
-        "available_seats": available,
-        "message": format!("Event {event_id}: every seat is free, its bookings and locks are gone"),
-    })))
+    let mut answer = barrier_answer(&report, &state.instance_id);
+    answer["status"] = json!("reset");
+    answer["event_id"] = json!(event_id);
+    answer["available_seats"] = json!(available);
+    answer["message"] = json!(format!("Event {event_id}: every seat is free, its bookings and locks are gone"));
+    Ok(Json(answer))
 }
 
 async fn double_bookings(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
@@ -98,7 +133,7 @@ async fn stats(State(state): State<AppState>, query: Result<Query<EventQuery>, Q
 
 async fn cluster(State(state): State<AppState>) -> Result<Json<Value>> {
     let replicas = live_replicas(&state.redis, &state.keys, state.heartbeat_interval).await?;
-    let stored = state.store.load().await.map_err(|error| Error::Unavailable { what: "redis", detail: error.to_string() })?;
+    let stored = storage::epoch::load(&state.db).await?;
     Ok(Json(json!({
         "count": replicas.len(),
         "replicas": replicas,
@@ -157,9 +192,32 @@ async fn delete_event(State(state): State<AppState>, id: Result<Path<i64>, PathR
     if event_id == SEED_EVENT {
         return Err(Error::bad_request("event 1 is the seed event the exercises use; reset it instead"));
     }
-    if !storage::delete_event(&state.db, event_id).await? {
-        return Err(unknown_event(event_id));
-    }
-    state.strategies.clear_locks(event_id).await?;
+    change_event(&state, event_id, EventChange::Delete).await?;
     Ok(Json(json!({ "status": "deleted", "event_id": event_id })))
+}
+
+enum EventChange {
+    Reset,
+    Delete,
+}
+
+/// Resets or deletes an event behind the barrier: its locks are cleared and
+/// its rows changed while no booking is in flight, and a booking on a replica
+/// that missed the barrier cannot write to it afterwards (a new epoch starts).
+async fn change_event(state: &AppState, event_id: i64, change: EventChange) -> Result<Report> {
+    storage::event(&state.db, event_id).await?.ok_or_else(|| unknown_event(event_id))?;
+    state
+        .barrier
+        .change(
+            |current| current.name,
+            async |tx: &mut sqlx::PgConnection| {
+                state.strategies.clear_locks(event_id).await?;
+                match change {
+                    EventChange::Reset => storage::reset_event(tx, event_id).await?,
+                    EventChange::Delete => storage::delete_event(tx, event_id).await?,
+                };
+                Ok(())
+            },
+        )
+        .await
 }

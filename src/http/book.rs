@@ -3,6 +3,10 @@
 //! The response tells the truth about what happened: `confirmed` (200), the
 //! seat was not to be had (409 with a `reason`), or `double_booked` (200) when
 //! the strategy let a race through and the seat now has several holders.
+//!
+//! A booking first passes this replica's gate (closed while the cluster
+//! switches strategy), then books under the strategy and epoch the replica
+//! applies at that moment.
 
 use std::time::Instant;
 
@@ -16,10 +20,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use crate::app::AppState;
+use crate::domain::{BookingStatus, Refusal, StrategyName};
 use crate::error::{Error, Result};
-use crate::storage;
-use crate::strategy::{Booking, Outcome, Refusal, StrategyName, Verdict};
+use crate::state::AppState;
+use crate::strategy::{Booking, Outcome, Verdict};
 
 /// The longest customer id accepted (the seed lab's column width).
 const MAX_CUSTOMER_ID: usize = 255;
@@ -75,7 +79,9 @@ fn truncated(value: &str) -> String {
 async fn book(State(state): State<AppState>, payload: Result<Json<BookRequest>, JsonRejection>) -> Result<Response> {
     let Json(request) = payload?;
     request.validate()?;
-    let strategy = state.active.current().name;
+    let pass = state.barrier.enter().await;
+    let applied = state.active.current();
+    let strategy = applied.name;
     let booking = Booking {
         event_id: request.event_id,
         seat_number: request.seat_number,
@@ -91,14 +97,26 @@ async fn book(State(state): State<AppState>, payload: Result<Json<BookRequest>, 
         instance = %state.instance_id,
     );
     let started = Instant::now();
-    // A spawned task runs to the end even if the client hangs up: a booking is
-    // never left half written (seat marked, booking row missing).
+    // A spawned task runs to the end even if the client hangs up, and holds
+    // the gate's pass until then, so a switch waits for it.
     let task = {
         let state = state.clone();
         let booking = booking.clone();
-        tokio::spawn(async move { state.strategies.book(strategy, &state.db, &booking).await }.instrument(span))
+        tokio::spawn(
+            async move {
+                let outcome = state.strategies.book(applied, &state.db, &booking).await;
+                drop(pass);
+                outcome
+            }
+            .instrument(span),
+        )
     };
     let outcome = task.await.map_err(|error| anyhow::anyhow!("booking task failed: {error}"))??;
+    if let Some(cluster) = outcome.cluster {
+        // This replica missed a switch: catch up now, so the next booking runs
+        // under the cluster's strategy.
+        state.active.apply(cluster);
+    }
     Ok(respond(strategy, &booking, outcome, started))
 }
 
@@ -113,21 +131,21 @@ fn respond(strategy: StrategyName, booking: &Booking, outcome: Outcome, started:
                 "message".into(),
                 format!("Seat {seat} is now held by {} bookings: {strategy} let the race through", recorded.holders).into(),
             );
-            (StatusCode::OK, storage::DOUBLE_BOOKED, None)
+            (StatusCode::OK, BookingStatus::DoubleBooked, None)
         }
         Verdict::Booked(recorded) => {
             body.insert("booking_id".into(), recorded.booking_id.into());
             body.insert("message".into(), format!("Seat {seat} booked for {}", booking.customer_id).into());
-            (StatusCode::OK, storage::CONFIRMED, None)
+            (StatusCode::OK, BookingStatus::Confirmed, None)
         }
         Verdict::Refused(refusal) => {
             body.insert("reason".into(), refusal.as_str().into());
             body.insert("message".into(), refusal_message(refusal, seat, &outcome).into());
-            (StatusCode::CONFLICT, storage::FAILED, Some(refusal.as_str()))
+            (StatusCode::CONFLICT, BookingStatus::Failed, Some(refusal))
         }
     };
     crate::metrics::booking_finished(strategy, status, reason, started.elapsed());
-    body.insert("status".into(), status.into());
+    body.insert("status".into(), status.as_str().into());
     body.insert("event_id".into(), booking.event_id.into());
     body.insert("seat_number".into(), seat.as_str().into());
     body.insert("customer_id".into(), booking.customer_id.as_str().into());
@@ -145,7 +163,9 @@ fn respond(strategy: StrategyName, booking: &Booking, outcome: Outcome, started:
 fn refusal_message(refusal: Refusal, seat: &str, outcome: &Outcome) -> String {
     match refusal {
         Refusal::SeatTaken => format!("Seat {seat} is already booked"),
-        Refusal::LockBusy => format!("Seat {seat} is locked by another booking in progress; try again"),
+        Refusal::LockBusy => {
+            format!("Seat {seat} is locked by another booking in progress; try again")
+        }
         Refusal::RetriesExhausted => {
             format!("Seat {seat} kept changing underneath; gave up after {} attempts", outcome.attempts.unwrap_or(1))
         }
@@ -153,6 +173,14 @@ fn refusal_message(refusal: Refusal, seat: &str, outcome: &Outcome) -> String {
             "Fencing token {} is stale: a newer lock holder reached seat {seat} first, so this write was refused",
             outcome.fencing_token.unwrap_or_default()
         ),
+        Refusal::StaleStrategy => match outcome.cluster {
+            Some(cluster) => format!(
+                "The cluster switched to {} (epoch {}) while this booking of seat {seat} was in flight under an older \
+                 strategy on a replica that had not caught up; nothing was written, retry",
+                cluster.name, cluster.version
+            ),
+            None => format!("The cluster switched strategy while this booking of seat {seat} was in flight; nothing was written, retry"),
+        },
     }
 }
 

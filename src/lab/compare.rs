@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::client::{AnswerCounts, LabClient};
-use crate::strategy::StrategyName;
+use crate::domain::StrategyName;
 
 /// Seats per row of the events the comparison creates.
 const SEATS_PER_ROW: usize = 100;

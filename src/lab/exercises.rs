@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::Barrier;
 
 use super::client::{AnswerCounts, LabClient};
-use crate::strategy::StrategyName;
+use crate::domain::StrategyName;
 
 /// What one burst did under one strategy.
 #[derive(Debug, Clone, Serialize)]

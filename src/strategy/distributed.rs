@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::keys::Keys;
 
 /// Deletes the lock only if it still holds the caller's token.
-const RELEASE: &str = r#"
+pub(crate) const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end

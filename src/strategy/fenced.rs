@@ -16,9 +16,9 @@ use redis::Script;
 use tracing::Instrument;
 
 use super::distributed::RedisLock;
-use super::{Ctx, LockingStrategy, Outcome, Refusal, Verdict, retry_until};
+use super::{Ctx, LockingStrategy, Outcome, Refusal, retry_until};
 use crate::error::Result;
-use crate::storage;
+use crate::storage::{self, SeatCondition};
 
 /// Takes the lock and mints the next token atomically; nil when the lock is held.
 const ACQUIRE: &str = r#"
@@ -44,8 +44,7 @@ impl FencedLock {
         let script = Script::new(ACQUIRE);
         retry_until(self.lock.wait, || async {
             let mut redis = self.lock.redis.clone();
-            let token: Option<i64> =
-                script.key(key).key(fence_key).arg(&owner).arg(ttl_ms).invoke_async(&mut redis).await?;
+            let token: Option<i64> = script.key(key).key(fence_key).arg(&owner).arg(ttl_ms).invoke_async(&mut redis).await?;
             Ok(token.map(|token| (owner.clone(), token)))
         })
         .await
@@ -64,13 +63,16 @@ impl FencedLock {
         }
         drop(conn);
         ctx.hold().await;
-        let mut conn = ctx.db.acquire().await?;
-        if !storage::book_seat_if_token(&mut conn, seat.id, &ctx.booking.customer_id, token).await? {
-            crate::metrics::fencing_rejected(ctx.strategy);
-            return ctx.refuse_with(&mut conn, attempt, Refusal::StaleToken).await;
-        }
-        let recorded = storage::record_holder(&mut conn, attempt).await?;
-        Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: None, fencing_token: Some(token) })
+        let mut tx = ctx.db.begin().await?;
+        let outcome = match ctx.write(&mut tx, attempt, SeatCondition::FencingToken(token)).await? {
+            Some(outcome) => outcome,
+            None => {
+                crate::metrics::fencing_rejected(ctx.strategy);
+                ctx.refuse_with(&mut tx, attempt, Refusal::StaleToken).await?
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 }
 

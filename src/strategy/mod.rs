@@ -1,10 +1,14 @@
 //! The seven locking strategies, one file each, behind one trait.
 //!
 //! Every strategy books a seat through the same steps (read the seat, spend
-//! the hold time, write it, record the booking), all of which live in
-//! [`crate::storage`]; a strategy only decides how the replicas coordinate
-//! around those steps. [`Strategies::book`] is the one place that chooses among
-//! them.
+//! the hold time, then write the seat and its booking row in one transaction),
+//! all of which live in [`crate::storage`]; a strategy only decides how the
+//! replicas coordinate around those steps. [`Strategies::book`] is the one
+//! place that chooses among them.
+//!
+//! Every write also checks the cluster's epoch (see [`crate::storage::epoch`]):
+//! a booking that started under one strategy cannot commit after the cluster
+//! has switched to another, whichever strategy either of them uses.
 
 mod distributed;
 mod fenced;
@@ -14,101 +18,18 @@ mod optimistic;
 mod pessimistic;
 mod redlock;
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
+pub(crate) use distributed::RELEASE as RELEASE_IF_OWNER;
+
 use crate::config::LockingConfig;
+pub use crate::domain::{Applied, Refusal, StrategyName};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
-use crate::storage::{self, Recorded, Seat};
-
-/// The name of a strategy, as clients send it and as Redis stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StrategyName {
-    None,
-    Mutex,
-    Pessimistic,
-    Optimistic,
-    Distributed,
-    Redlock,
-    Fenced,
-}
-
-impl StrategyName {
-    pub const ALL: [StrategyName; 7] = [
-        Self::None,
-        Self::Mutex,
-        Self::Pessimistic,
-        Self::Optimistic,
-        Self::Distributed,
-        Self::Redlock,
-        Self::Fenced,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Mutex => "mutex",
-            Self::Pessimistic => "pessimistic",
-            Self::Optimistic => "optimistic",
-            Self::Distributed => "distributed",
-            Self::Redlock => "redlock",
-            Self::Fenced => "fenced",
-        }
-    }
-
-    /// The valid names, comma separated, for error messages.
-    pub fn valid_names() -> String {
-        Self::ALL.map(Self::as_str).join(", ")
-    }
-}
-
-impl fmt::Display for StrategyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for StrategyName {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|strategy| strategy.as_str() == name)
-            .ok_or_else(|| format!("unknown strategy '{name}'; valid strategies are: {}", Self::valid_names()))
-    }
-}
-
-/// Why an attempt did not get the seat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The seat was already booked when this attempt looked.
-    SeatTaken,
-    /// Another request holds the seat's lock.
-    LockBusy,
-    /// Every optimistic retry lost its compare-and-set.
-    RetriesExhausted,
-    /// A newer fencing token reached the seat first: this holder's lock had expired.
-    StaleToken,
-}
-
-impl Refusal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SeatTaken => "seat_taken",
-            Self::LockBusy => "lock_busy",
-            Self::RetriesExhausted => "retries_exhausted",
-            Self::StaleToken => "stale_token",
-        }
-    }
-}
+use crate::storage::{self, Recorded, Seat, SeatCondition, Written};
 
 /// What a strategy did with one booking request.
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +39,15 @@ pub struct Outcome {
     pub attempts: Option<u32>,
     /// The fencing token the lock granted (`fenced` only).
     pub fencing_token: Option<i64>,
+    /// The cluster's setting, when this booking was refused because its
+    /// epoch had gone stale (`stale_strategy`).
+    pub cluster: Option<Applied>,
+}
+
+impl Outcome {
+    fn booked(recorded: Recorded) -> Self {
+        Self { verdict: Verdict::Booked(recorded), attempts: None, fencing_token: None, cluster: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -136,12 +66,16 @@ pub struct Booking {
     pub instance_id: String,
 }
 
-/// Shared by every strategy: the database and the simulated payment step.
+/// Shared by every strategy: the database, the simulated payment step, and
+/// the epoch the booking started in.
 pub(crate) struct Ctx<'a> {
     pub db: &'a PgPool,
     pub booking: &'a Booking,
     pub hold: Duration,
     pub strategy: StrategyName,
+    /// The cluster epoch this replica applied when the booking started; its
+    /// write commits only while it is still current.
+    pub epoch: u64,
 }
 
 impl Ctx<'_> {
@@ -192,7 +126,24 @@ impl Ctx<'_> {
 
     async fn refuse_with(&self, conn: &mut PgConnection, attempt: storage::Attempt<'_>, refusal: Refusal) -> Result<Outcome> {
         storage::record_failure(conn, attempt, refusal.as_str()).await?;
-        Ok(Outcome { verdict: Verdict::Refused(refusal), attempts: None, fencing_token: attempt.fencing_token })
+        Ok(Outcome { verdict: Verdict::Refused(refusal), attempts: None, fencing_token: attempt.fencing_token, cluster: None })
+    }
+
+    /// The booking's write, in the caller's transaction `tx` (the caller
+    /// commits): seat and booking row together, if the booking's epoch is
+    /// still the cluster's and the seat still matches `condition`.
+    ///
+    /// A stale epoch is refused (`stale_strategy`) and recorded here.
+    /// `Ok(None)`: the seat no longer matched `condition`, nothing written.
+    async fn write(&self, tx: &mut PgConnection, attempt: storage::Attempt<'_>, condition: SeatCondition) -> Result<Option<Outcome>> {
+        match storage::write_booking(tx, self.epoch, condition, attempt).await? {
+            Written::Booked(recorded) => Ok(Some(Outcome { fencing_token: attempt.fencing_token, ..Outcome::booked(recorded) })),
+            Written::SeatChanged => Ok(None),
+            Written::StaleEpoch(current) => {
+                let outcome = self.refuse_with(tx, attempt, Refusal::StaleStrategy).await?;
+                Ok(Some(Outcome { cluster: Some(current), ..outcome }))
+            }
+        }
     }
 
     /// Records a refusal for a request that never got to read the seat (its
@@ -219,10 +170,13 @@ impl Ctx<'_> {
             seat
         };
         self.hold().await;
-        let mut conn = self.db.acquire().await?;
-        storage::book_seat(&mut conn, seat.id, &self.booking.customer_id).await?;
-        let recorded = storage::record_holder(&mut conn, self.attempt(seat.id)).await?;
-        Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: None, fencing_token: None })
+        let mut tx = self.db.begin().await?;
+        let Some(outcome) = self.write(&mut tx, self.attempt(seat.id), SeatCondition::Any).await? else {
+            // An unconditional write only misses a seat that was deleted.
+            return Err(self.seat_not_found().await);
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 }
 
@@ -246,7 +200,12 @@ pub(crate) struct Strategies {
 }
 
 impl Strategies {
-    pub(crate) fn new(config: &LockingConfig, redis: redis::aio::ConnectionManager, redlock_nodes: &[String], keys: Keys) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        config: &LockingConfig,
+        redis: redis::aio::ConnectionManager,
+        redlock_nodes: &[String],
+        keys: Keys,
+    ) -> anyhow::Result<Self> {
         let distributed = distributed::RedisLock::new(redis, keys.clone(), config);
         Ok(Self {
             hold: config.hold(),
@@ -260,9 +219,10 @@ impl Strategies {
         })
     }
 
-    /// Books with the named strategy: the one `match` over strategies.
-    pub(crate) async fn book(&self, strategy: StrategyName, db: &PgPool, booking: &Booking) -> Result<Outcome> {
-        let ctx = Ctx { db, booking, hold: self.hold, strategy };
+    /// Books under the cluster setting `applied`: the one `match` over strategies.
+    pub(crate) async fn book(&self, applied: Applied, db: &PgPool, booking: &Booking) -> Result<Outcome> {
+        let strategy = applied.name;
+        let ctx = Ctx { db, booking, hold: self.hold, strategy, epoch: applied.version };
         match strategy {
             StrategyName::None => self.none.book(&ctx).await,
             StrategyName::Mutex => self.mutex.book(&ctx).await,

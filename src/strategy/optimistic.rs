@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use super::{Ctx, LockingStrategy, Outcome, Refusal, Verdict};
+use super::{Ctx, LockingStrategy, Outcome, Refusal};
 use crate::config::LockingConfig;
 use crate::error::Result;
-use crate::storage;
+use crate::storage::{self, SeatCondition};
 
 pub(crate) struct VersionCheck {
     max_retries: u32,
@@ -45,15 +45,17 @@ impl LockingStrategy for VersionCheck {
             // No connection is held during the hold: nothing is locked, the
             // version check at write time is the whole coordination.
             ctx.hold().await;
-            let mut conn = ctx.db.acquire().await?;
-            if storage::book_seat_if_version(&mut conn, seat.id, &ctx.booking.customer_id, seat.version).await? {
-                let recorded = storage::record_holder(&mut conn, attempt).await?;
-                return Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: Some(attempts), fencing_token: None });
-            }
-            if attempts > self.max_retries {
-                let outcome = ctx.refuse_with(&mut conn, attempt, Refusal::RetriesExhausted).await?;
+            let mut tx = ctx.db.begin().await?;
+            if let Some(outcome) = ctx.write(&mut tx, attempt, SeatCondition::Version(seat.version)).await? {
+                tx.commit().await?;
                 return Ok(Outcome { attempts: Some(attempts), ..outcome });
             }
+            if attempts > self.max_retries {
+                let outcome = ctx.refuse_with(&mut tx, attempt, Refusal::RetriesExhausted).await?;
+                tx.commit().await?;
+                return Ok(Outcome { attempts: Some(attempts), ..outcome });
+            }
+            drop(tx);
             crate::metrics::optimistic_retry(ctx.strategy);
             tokio::time::sleep(self.backoff(attempts)).await;
         }

@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use super::{Ctx, LockingStrategy, Outcome, Refusal, Verdict};
+use super::{Ctx, LockingStrategy, Outcome, Refusal};
 use crate::error::Result;
-use crate::storage;
+use crate::storage::{self, SeatCondition};
 
 pub(crate) struct RowLock;
 
@@ -29,10 +29,13 @@ impl LockingStrategy for RowLock {
             return Ok(outcome);
         }
         ctx.hold().await;
-        storage::book_seat(&mut tx, seat.id, &ctx.booking.customer_id).await?;
-        let recorded = storage::record_holder(&mut tx, ctx.attempt(seat.id)).await?;
+        // The row lock already keeps everyone else out: the write needs no
+        // condition of its own (it still checks the cluster's epoch).
+        let Some(outcome) = ctx.write(&mut tx, ctx.attempt(seat.id), SeatCondition::Any).await? else {
+            return Err(ctx.seat_not_found().await);
+        };
         tx.commit().await?;
         crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
-        Ok(Outcome { verdict: Verdict::Booked(recorded), attempts: None, fencing_token: None })
+        Ok(outcome)
     }
 }

@@ -1,0 +1,156 @@
+//! The lab's vocabulary: strategy names, the cluster's epoch, booking
+//! statuses and the reasons a booking is refused.
+//!
+//! A leaf module: it imports nothing from the crate, and everything else
+//! (strategies, storage, the HTTP layer, the cluster) speaks in its terms.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The name of a strategy, as clients send it and as the database stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyName {
+    None,
+    Mutex,
+    Pessimistic,
+    Optimistic,
+    Distributed,
+    Redlock,
+    Fenced,
+}
+
+impl StrategyName {
+    pub const ALL: [StrategyName; 7] =
+        [Self::None, Self::Mutex, Self::Pessimistic, Self::Optimistic, Self::Distributed, Self::Redlock, Self::Fenced];
+
+    /// The strategies this lab teaches to hold across replicas.
+    pub const SAFE: [StrategyName; 5] = [Self::Pessimistic, Self::Optimistic, Self::Distributed, Self::Redlock, Self::Fenced];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Mutex => "mutex",
+            Self::Pessimistic => "pessimistic",
+            Self::Optimistic => "optimistic",
+            Self::Distributed => "distributed",
+            Self::Redlock => "redlock",
+            Self::Fenced => "fenced",
+        }
+    }
+
+    /// Whether the lab promises that this strategy never double-books across
+    /// replicas (`none` and `mutex` are the counter-examples).
+    pub fn is_safe(self) -> bool {
+        Self::SAFE.contains(&self)
+    }
+
+    /// The valid names, comma separated, for error messages.
+    pub fn valid_names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for StrategyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StrategyName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|strategy| strategy.as_str() == name)
+            .ok_or_else(|| format!("unknown strategy '{name}'; valid strategies are: {}", Self::valid_names()))
+    }
+}
+
+/// The cluster's strategy and the epoch it was set in.
+///
+/// The epoch (`version`) only ever grows: every strategy switch and every
+/// reset starts a new one. A booking remembers the epoch it started in, and
+/// its write commits only while that epoch is still the cluster's, so no
+/// booking can straddle a switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub name: StrategyName,
+    pub version: u64,
+}
+
+/// `bookings.status`: what became of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingStatus {
+    /// The seat's only holder.
+    Confirmed,
+    /// Given the seat while another booking already held it.
+    DoubleBooked,
+    /// Refused; `reason` says why.
+    Failed,
+}
+
+impl BookingStatus {
+    pub const ALL: [BookingStatus; 3] = [Self::Confirmed, Self::DoubleBooked, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::DoubleBooked => "double_booked",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Why an attempt did not get the seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The seat was already booked when this attempt looked.
+    SeatTaken,
+    /// Another request holds the seat's lock.
+    LockBusy,
+    /// Every optimistic retry lost its compare-and-set.
+    RetriesExhausted,
+    /// A newer fencing token reached the seat first: this holder's lock had expired.
+    StaleToken,
+    /// The cluster switched strategy (or was reset) while this booking was in
+    /// flight on a replica that had not caught up: its write was refused.
+    StaleStrategy,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 5] = [Self::SeatTaken, Self::LockBusy, Self::RetriesExhausted, Self::StaleToken, Self::StaleStrategy];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SeatTaken => "seat_taken",
+            Self::LockBusy => "lock_busy",
+            Self::RetriesExhausted => "retries_exhausted",
+            Self::StaleToken => "stale_token",
+            Self::StaleStrategy => "stale_strategy",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_valid_ones() {
+        for name in StrategyName::ALL {
+            assert_eq!(name.as_str().parse::<StrategyName>(), Ok(name));
+        }
+        let error = "bogus".parse::<StrategyName>().unwrap_err();
+        assert!(error.contains("pessimistic, optimistic"), "{error}");
+    }
+
+    #[test]
+    fn only_none_and_mutex_are_unsafe() {
+        let unsafe_ones: Vec<_> = StrategyName::ALL.into_iter().filter(|name| !name.is_safe()).collect();
+        assert_eq!(unsafe_ones, [StrategyName::None, StrategyName::Mutex]);
+    }
+}

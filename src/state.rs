@@ -1,0 +1,46 @@
+//! What every request handler shares: [`AppState`].
+//!
+//! Its own module, below both `app` (which builds it) and `http` (which
+//! serves with it), so that nothing has to import the application to use it.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+use crate::cluster::ActiveStrategy;
+use crate::cluster::barrier::Barrier;
+use crate::keys::Keys;
+use crate::strategy::Strategies;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Shared>);
+
+pub struct Shared {
+    pub db: PgPool,
+    /// The main Redis: heartbeats, the switch barrier, single-node locks.
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub instance_id: String,
+    pub service_name: String,
+    pub(crate) strategies: Strategies,
+    /// The strategy and epoch this replica applies to every booking.
+    pub active: Arc<ActiveStrategy>,
+    /// This replica's booking gate, and the coordinator of the switches and
+    /// resets it is asked for.
+    pub barrier: Arc<Barrier>,
+    pub heartbeat_interval: Duration,
+    pub metrics: PrometheusHandle,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

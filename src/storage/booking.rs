@@ -1,0 +1,158 @@
+//! Writing a booking: the seat and its booking row, committed together.
+//!
+//! [`write_booking`] is the one write every strategy ends with. It runs inside
+//! the caller's transaction, so the epoch check, the seat update and the
+//! booking row commit together or not at all: a crash or a Postgres failure
+//! between them leaves neither. That is atomicity *within* one request, which
+//! is not coordination *between* requests: under `none` two such writes still
+//! both succeed, one after the other, and the second is told it double-booked.
+
+use sqlx::PgConnection;
+
+use super::epoch;
+use crate::domain::{Applied, BookingStatus};
+
+/// Who is booking what, with which strategy, on which replica: everything a
+/// row in `bookings` records besides its outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub event_id: i64,
+    pub seat_id: i64,
+    pub customer_id: &'a str,
+    pub strategy: &'a str,
+    pub instance_id: &'a str,
+    pub attempts: i32,
+    pub fencing_token: Option<i64>,
+}
+
+/// A booking that was written as the seat's holder.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded {
+    pub booking_id: i64,
+    /// How many bookings now hold this seat; above 1 is a double booking.
+    pub holders: i64,
+}
+
+/// What the seat must still look like for the write to go through: the only
+/// thing the strategies differ in when they write.
+#[derive(Debug, Clone, Copy)]
+pub enum SeatCondition {
+    /// Whatever its state: the write that double-books when nothing
+    /// coordinates the callers (`none`, `mutex`, the Redis locks, `pessimistic`
+    /// whose row lock already excludes everyone else).
+    Any,
+    /// Compare-and-set: nobody wrote the seat since it was read at this
+    /// version, and it is still free (`optimistic`).
+    Version(i64),
+    /// This fencing token is still the newest to have touched the seat (`fenced`).
+    FencingToken(i64),
+}
+
+/// What [`write_booking`] did.
+#[derive(Debug, Clone, Copy)]
+pub enum Written {
+    /// The seat and the booking row are written (not yet committed).
+    Booked(Recorded),
+    /// The seat no longer matches the condition; nothing was written.
+    SeatChanged,
+    /// The cluster left the booking's epoch while it was in flight; nothing
+    /// was written. Carries the cluster's current setting.
+    StaleEpoch(Applied),
+}
+
+/// The booking's one write, inside the caller's transaction:
+///
+/// 1. share-lock the epoch row and check the booking's epoch is current (a
+///    switch waits for this transaction, and bars it once it has switched);
+/// 2. update the seat, if it still matches `condition`; this takes the seat's
+///    row lock, so concurrent writers of one seat queue here;
+/// 3. insert the booking row, counting the holders that committed before it.
+///
+/// The caller commits. On anything but `Booked` nothing has been written, and
+/// the caller may still record a refusal in the same transaction.
+#[tracing::instrument(name = "db.write_booking", skip_all)]
+pub async fn write_booking(
+    tx: &mut PgConnection,
+    epoch_version: u64,
+    condition: SeatCondition,
+    attempt: Attempt<'_>,
+) -> sqlx::Result<Written> {
+    let current = epoch::share(tx).await?;
+    if current.version != epoch_version {
+        return Ok(Written::StaleEpoch(current));
+    }
+    if !update_seat(tx, attempt.seat_id, attempt.customer_id, condition).await? {
+        return Ok(Written::SeatChanged);
+    }
+    Ok(Written::Booked(insert_holder(tx, attempt).await?))
+}
+
+async fn update_seat(conn: &mut PgConnection, seat_id: i64, customer_id: &str, condition: SeatCondition) -> sqlx::Result<bool> {
+    let (filter, value) = match condition {
+        SeatCondition::Any => ("TRUE", None),
+        SeatCondition::Version(version) => ("version = $3 AND NOT is_booked", Some(version)),
+        SeatCondition::FencingToken(token) => ("fencing_token = $3", Some(token)),
+    };
+    let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE seats SET is_booked = TRUE, booked_by = $2, booked_at = now(), version = version + 1
+         WHERE id = $1 AND {filter}"
+    )))
+    .bind(seat_id)
+    .bind(customer_id)
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Inserts the holder's row. The count of earlier holders runs in this
+/// statement's snapshot, taken after the seat update above waited for (and
+/// so saw) every earlier writer of the seat: a second holder is marked
+/// `double_booked`, so the response and the stats tell the truth.
+async fn insert_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sqlx::Result<Recorded> {
+    let (booking_id, holders): (i64, i64) = sqlx::query_as(
+        "WITH earlier AS (
+             SELECT count(*) AS holders FROM bookings
+             WHERE seat_id = $2 AND status IN ('confirmed', 'double_booked')
+         ), inserted AS (
+             INSERT INTO bookings
+                 (event_id, seat_id, customer_id, status, locking_strategy, instance_id, attempts, fencing_token)
+             SELECT $1, $2, $3, CASE WHEN earlier.holders = 0 THEN 'confirmed' ELSE 'double_booked' END, $4, $5, $6, $7
+             FROM earlier
+             RETURNING id
+         )
+         SELECT inserted.id, earlier.holders + 1 FROM inserted, earlier",
+    )
+    .bind(attempt.event_id)
+    .bind(attempt.seat_id)
+    .bind(attempt.customer_id)
+    .bind(attempt.strategy)
+    .bind(attempt.instance_id)
+    .bind(attempt.attempts)
+    .bind(attempt.fencing_token)
+    .fetch_one(conn)
+    .await?;
+    Ok(Recorded { booking_id, holders })
+}
+
+/// Records an attempt that did not get the seat, and why.
+#[tracing::instrument(name = "db.record_failure", skip_all)]
+pub async fn record_failure(conn: &mut PgConnection, attempt: Attempt<'_>, reason: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO bookings
+             (event_id, seat_id, customer_id, status, reason, locking_strategy, instance_id, attempts, fencing_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING id",
+    )
+    .bind(attempt.event_id)
+    .bind(attempt.seat_id)
+    .bind(attempt.customer_id)
+    .bind(BookingStatus::Failed.as_str())
+    .bind(reason)
+    .bind(attempt.strategy)
+    .bind(attempt.instance_id)
+    .bind(attempt.attempts)
+    .bind(attempt.fencing_token)
+    .fetch_one(conn)
+    .await
+}

@@ -1,0 +1,59 @@
+//! The cluster's strategy epoch in Postgres: the one row every booking's
+//! write checks, and every switch and reset bumps.
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::domain::{Applied, StrategyName};
+
+/// How long a switch waits for booking transactions that hold the epoch row
+/// before it gives up (a replica paused inside its write would hold it).
+pub(crate) const BUMP_LOCK_TIMEOUT_MS: u64 = 2000;
+
+fn applied((name, version): (String, i64)) -> sqlx::Result<Applied> {
+    let name: StrategyName = name.parse().map_err(|message: String| sqlx::Error::Decode(message.into()))?;
+    Ok(Applied { name, version: version as u64 })
+}
+
+/// The cluster's setting; when there is none yet (a new database), `default`
+/// is stored as epoch 1 first. Replicas starting together agree on one.
+#[tracing::instrument(name = "db.load_epoch", skip_all)]
+pub async fn load_or_seed(pool: &PgPool, default: StrategyName) -> sqlx::Result<Applied> {
+    sqlx::query("INSERT INTO strategy_epoch (name, version) VALUES ($1, 1) ON CONFLICT (id) DO NOTHING")
+        .bind(default.as_str())
+        .execute(pool)
+        .await?;
+    load(pool).await
+}
+
+/// The cluster's current setting.
+#[tracing::instrument(name = "db.load_epoch", skip_all)]
+pub async fn load(pool: &PgPool) -> sqlx::Result<Applied> {
+    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch").fetch_one(pool).await?)
+}
+
+/// `SELECT … FOR SHARE` on the epoch row, inside a booking's write
+/// transaction. Many bookings share the lock at once; a switch's UPDATE waits
+/// until they have all committed, and once it has committed they read its
+/// new epoch here.
+pub(super) async fn share(tx: &mut PgConnection) -> sqlx::Result<Applied> {
+    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch FOR SHARE").fetch_one(tx).await?)
+}
+
+/// Starts the next epoch with `name`, inside the barrier's transaction, if the
+/// current one is still `expected` (else another switch got there first, and
+/// this returns `None`). Waits at most [`BUMP_LOCK_TIMEOUT_MS`] for booking
+/// writes that hold the row.
+#[tracing::instrument(name = "db.bump_epoch", skip_all)]
+pub async fn bump(tx: &mut PgConnection, expected: u64, name: StrategyName) -> sqlx::Result<Option<Applied>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = {BUMP_LOCK_TIMEOUT_MS}"))).execute(&mut *tx).await?;
+    let bumped: Option<(String, i64)> = sqlx::query_as(
+        "UPDATE strategy_epoch SET name = $1, version = version + 1, changed_at = now()
+         WHERE version = $2
+         RETURNING name, version",
+    )
+    .bind(name.as_str())
+    .bind(expected as i64)
+    .fetch_optional(tx)
+    .await?;
+    bumped.map(applied).transpose()
+}

@@ -1,0 +1,20 @@
+//! All seat and booking SQL, in one place.
+//!
+//! Every locking strategy calls these functions; strategies differ only in how
+//! they coordinate around them, never in the SQL itself. Functions that run
+//! inside a strategy's critical section take a `&mut PgConnection`, so the same
+//! query works on a pooled connection and inside a transaction.
+//!
+//! - [`seats`]: events and seats, read and reset.
+//! - [`booking`]: the one write every booking ends with, seat and booking row together.
+//! - [`epoch`]: the cluster's strategy epoch, which that write checks.
+//! - [`stats`]: double bookings and counts by outcome.
+
+pub mod booking;
+pub mod epoch;
+pub mod seats;
+pub mod stats;
+
+pub use booking::{Attempt, Recorded, SeatCondition, Written, record_failure, write_booking};
+pub use seats::{Event, Seat, available_seats, create_event, delete_event, event, fence_seat, reset_event, seat, seat_for_update, seats};
+pub use stats::{DoubleBooking, Stats, double_bookings, stats};

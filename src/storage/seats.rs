@@ -1,0 +1,154 @@
+//! Seats and events: reading them, and creating, resetting and deleting events.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub name: String,
+    pub venue: String,
+    pub event_date: DateTime<Utc>,
+    pub total_seats: i32,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Seat {
+    pub id: i64,
+    pub event_id: i64,
+    pub seat_number: String,
+    pub section: String,
+    pub row_name: String,
+    pub is_booked: bool,
+    pub booked_by: Option<String>,
+    pub booked_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub fencing_token: i64,
+}
+
+const SEAT_COLUMNS: &str = "id, event_id, seat_number, section, row_name, is_booked, booked_by, \
+                            booked_at, version, fencing_token";
+
+#[tracing::instrument(name = "db.event", skip_all)]
+pub async fn event(pool: &PgPool, event_id: i64) -> sqlx::Result<Option<Event>> {
+    sqlx::query_as("SELECT id, name, venue, event_date, total_seats FROM events WHERE id = $1").bind(event_id).fetch_optional(pool).await
+}
+
+#[tracing::instrument(name = "db.seats", skip_all)]
+pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::Result<Vec<Seat>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SEAT_COLUMNS} FROM seats
+         WHERE event_id = $1 AND (NOT $2 OR NOT is_booked)
+         ORDER BY row_name, length(seat_number), seat_number"
+    )))
+    .bind(event_id)
+    .bind(available_only)
+    .fetch_all(pool)
+    .await
+}
+
+/// Free seats per event, of every event or of one.
+#[tracing::instrument(name = "db.available_seats", skip_all)]
+pub async fn available_seats(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT event_id, count(*) FILTER (WHERE NOT is_booked) FROM seats
+         WHERE ($1::BIGINT IS NULL OR event_id = $1)
+         GROUP BY event_id ORDER BY event_id",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// A plain read: what every strategy except `pessimistic` starts with.
+#[tracing::instrument(name = "db.read_seat", skip_all)]
+pub async fn seat(conn: &mut PgConnection, event_id: i64, seat_number: &str) -> sqlx::Result<Option<Seat>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2")))
+        .bind(event_id)
+        .bind(seat_number)
+        .fetch_optional(conn)
+        .await
+}
+
+/// `SELECT … FOR UPDATE`: reads the seat and locks its row until the
+/// surrounding transaction ends. A second transaction asking for the same row
+/// waits here.
+#[tracing::instrument(name = "db.select_seat_for_update", skip_all)]
+pub async fn seat_for_update(conn: &mut PgConnection, event_id: i64, seat_number: &str) -> sqlx::Result<Option<Seat>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2 FOR UPDATE")))
+        .bind(event_id)
+        .bind(seat_number)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records `token` as the newest fencing token to touch the seat and returns
+/// the seat, or `None` when a newer token got there first.
+#[tracing::instrument(name = "db.fence_seat", skip_all)]
+pub async fn fence_seat(conn: &mut PgConnection, seat_id: i64, token: i64) -> sqlx::Result<Option<Seat>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE seats SET fencing_token = $2 WHERE id = $1 AND fencing_token < $2
+         RETURNING {SEAT_COLUMNS}"
+    )))
+    .bind(seat_id)
+    .bind(token)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Creates an event with `rows` rows of `seats_per_row` seats: rows are
+/// named A..Z, then AA..ZZ, seats numbered from 1 (`A1`, `AB100`). Every
+/// seat is in section "General".
+#[tracing::instrument(name = "db.create_event", skip_all)]
+pub async fn create_event(pool: &PgPool, name: &str, venue: &str, rows: i32, seats_per_row: i32) -> sqlx::Result<Event> {
+    let mut tx = pool.begin().await?;
+    let event: Event = sqlx::query_as(
+        "INSERT INTO events (name, venue, event_date, total_seats)
+         VALUES ($1, $2, now() + interval '30 days', $3)
+         RETURNING id, name, venue, event_date, total_seats",
+    )
+    .bind(name)
+    .bind(venue)
+    .bind(rows * seats_per_row)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO seats (event_id, seat_number, section, row_name)
+         SELECT $1, row_name || seat, 'General', row_name
+         FROM (SELECT CASE WHEN r < 26 THEN chr(65 + r)
+                           ELSE chr(65 + r / 26 - 1) || chr(65 + r % 26) END AS row_name
+               FROM generate_series(0, $2 - 1) AS r) AS rows,
+              generate_series(1, $3) AS seat",
+    )
+    .bind(event.id)
+    .bind(rows)
+    .bind(seats_per_row)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(event)
+}
+
+/// Deletes an event with its seats and bookings; false when there is none.
+#[tracing::instrument(name = "db.delete_event", skip_all)]
+pub async fn delete_event(conn: &mut PgConnection, event_id: i64) -> sqlx::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM events WHERE id = $1").bind(event_id).execute(conn).await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Frees every seat of the event and deletes its bookings, inside the
+/// caller's transaction (the reset barrier's). Returns false when there is no
+/// such event.
+#[tracing::instrument(name = "db.reset_event", skip_all)]
+pub async fn reset_event(conn: &mut PgConnection, event_id: i64) -> sqlx::Result<bool> {
+    let seats = sqlx::query(
+        "UPDATE seats SET is_booked = FALSE, booked_by = NULL, booked_at = NULL, version = 0, fencing_token = 0
+         WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM bookings WHERE event_id = $1").bind(event_id).execute(&mut *conn).await?;
+    Ok(seats.rows_affected() > 0)
+}
