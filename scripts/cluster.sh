@@ -4,9 +4,17 @@
 #
 #   scripts/cluster.sh up [N]     start everything (N replicas, default 3)
 #   scripts/cluster.sh scale N    add or remove replicas, reload nginx, drop nothing
-#   scripts/cluster.sh status     what runs, where
+#   scripts/cluster.sh status     what runs, where (and what is paused)
 #   scripts/cluster.sh logs [NAME] tail the logs (NAME: replica-2, nginx, postgres, redis-6380, ...)
 #   scripts/cluster.sh down       stop what `up` started
+#
+# Break it on purpose (NAME as `status` prints it: replica-2, redis-6381,
+# postgres, nginx):
+#   scripts/cluster.sh kill NAME     SIGKILL, as a crash would
+#   scripts/cluster.sh pause NAME    SIGSTOP: frozen, connections open (a GC pause, a VM stall)
+#   scripts/cluster.sh resume NAME   SIGCONT
+#   scripts/cluster.sh stop NAME     graceful stop
+#   scripts/cluster.sh start NAME    start it again (`up` also starts whatever is down)
 #
 # Settings (environment): LB_PORT (8000), REPLICA_PORT_BASE (8001: replicas
 # listen on 8001, 8002, ...), PG_PORT (55432), REDIS_PORTS ("6380 6381 6382";
@@ -284,8 +292,8 @@ scale_to() { # scale_to N: new replicas join after they are healthy; leaving one
     say "$target replicas behind http://127.0.0.1:$LB_PORT"
 }
 
-cmd_up() {
-    local n=${1:-3}
+cmd_up() { # up [N]: starts what is down and leaves what runs alone
+    local n=${1:-} i
     require_binaries
     mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/nginx"
     booking_bin >"$STATE/bin.path"
@@ -293,10 +301,101 @@ cmd_up() {
     start_redis
     # One replica migrates first, so the others do not queue on the migration lock.
     "$(cat "$STATE/bin.path")" migrate --database-url "postgres://postgres@127.0.0.1:$PG_PORT/booking" >/dev/null
+    # Repair: a replica that crashed comes back on its own port, so nginx
+    # (whose list still names it) routes to it again.
+    for i in $(seq 1 "$(replica_count)"); do
+        if ! pid_alive "$STATE/pids/replica-$i.pid"; then
+            start_replica "$i"
+            wait_replica "$i"
+        fi
+    done
+    if [ -z "$n" ]; then
+        n=$(replica_count)
+        [ "$n" -gt 0 ] || n=3
+    fi
     scale_to "$n"
     start_nginx
     start_prometheus
     cmd_status
+}
+
+# --- faults ----------------------------------------------------------------
+
+component_pids() { # component_pids NAME: the process and, for postgres and nginx, its children
+    local name=$1 pidfile pid
+    case "$name" in
+        replica-[0-9]*) pidfile=$STATE/pids/$name.pid ;;
+        redis-[0-9]*) pidfile=$STATE/pids/$name.pid ;;
+        postgres) pidfile=$STATE/pids/postgres.pid ;;
+        nginx) pidfile=$STATE/nginx/nginx.pid ;;
+        *) die "unknown component '$name': use a NAME that status prints (replica-2, redis-${redis_ports[1]:-6381}, postgres, nginx)" ;;
+    esac
+    pid_alive "$pidfile" || die "$name is not running (scripts/cluster.sh status)"
+    pid=$(cat "$pidfile")
+    echo "$pid"
+    case "$name" in
+        postgres | nginx) pgrep -P "$pid" || true ;;
+    esac
+}
+
+is_paused() { # is_paused PIDFILE: the process is stopped (state T)
+    [ -f "$1" ] && [ "$(awk '{print $3}' "/proc/$(cat "$1")/stat" 2>/dev/null)" = T ]
+}
+
+cmd_signal() { # cmd_signal VERB NAME
+    local verb=$1 name=${2:-} signal pids
+    [ -n "$name" ] || die "usage: scripts/cluster.sh $verb NAME"
+    case "$verb" in kill) signal=KILL ;; pause) signal=STOP ;; resume) signal=CONT ;; esac
+    pids=$(component_pids "$name")
+    # shellcheck disable=SC2086 # one pid per word
+    kill -s "$signal" $pids
+    case "$verb" in
+        kill)
+            say "killed $name (SIGKILL, pids $(echo $pids | tr '\n' ' ')); scripts/cluster.sh up or start $name brings it back"
+            [ "$name" = postgres ] && rm -f "$STATE/pids/postgres.pid"
+            ;;
+        pause) say "paused $name (SIGSTOP): it holds its connections and answers nothing; scripts/cluster.sh resume $name" ;;
+        resume) say "resumed $name (SIGCONT)" ;;
+    esac
+}
+
+cmd_stop() { # cmd_stop NAME: graceful
+    local name=${1:-}
+    case "$name" in
+        replica-[0-9]*) stop_replica "${name#replica-}" ;;
+        redis-[0-9]*)
+            pid_alive "$STATE/pids/$name.pid" || die "$name is not running"
+            say "stopping $name"
+            kill -TERM "$(cat "$STATE/pids/$name.pid")"
+            for _ in $(seq 50); do pid_alive "$STATE/pids/$name.pid" || break; sleep 0.1; done
+            rm -f "$STATE/pids/$name.pid"
+            ;;
+        postgres) stop_postgres ;;
+        nginx) stop_nginx ;;
+        *) die "usage: scripts/cluster.sh stop NAME (replica-N, redis-PORT, postgres, nginx)" ;;
+    esac
+    say "stopped $name; scripts/cluster.sh start $name (or up) brings it back"
+}
+
+cmd_start() { # cmd_start NAME
+    local name=${1:-} i
+    require_binaries
+    case "$name" in
+        replica-[0-9]*)
+            i=${name#replica-}
+            [ "$i" -ge 1 ] && [ "$i" -le "$(replica_count)" ] || die "$name is not part of the cluster (it has $(replica_count) replicas; use scale)"
+            start_replica "$i"
+            wait_replica "$i"
+            ;;
+        redis-[0-9]*)
+            [[ " ${redis_ports[*]} " == *" ${name#redis-} "* ]] || die "$name is not one of the cluster's Redis nodes (${redis_ports[*]})"
+            start_redis
+            ;;
+        postgres) start_postgres ;;
+        nginx) start_nginx ;;
+        *) die "usage: scripts/cluster.sh start NAME (replica-N, redis-PORT, postgres, nginx)" ;;
+    esac
+    say "started $name"
 }
 
 cmd_down() {
@@ -310,25 +409,31 @@ cmd_down() {
     say "cluster stopped (data kept in $STATE; rm -rf it for a fresh start)"
 }
 
+process_state() { # process_state PIDFILE: up, paused or down
+    if is_paused "$1"; then echo paused; elif pid_alive "$1"; then echo up; else echo down; fi
+}
+
 cmd_status() {
     local i port state
     printf '%-12s %-22s %s\n' COMPONENT ADDRESS STATE
-    pid_alive "$STATE/pids/postgres.pid" && state=up || state=down
+    state=$(process_state "$STATE/pids/postgres.pid")
     printf '%-12s %-22s %s\n' postgres "127.0.0.1:$PG_PORT" "$state"
     for port in "${redis_ports[@]}"; do
-        pid_alive "$STATE/pids/redis-$port.pid" && state=up || state=down
-        printf '%-12s %-22s %s\n' "redis" "127.0.0.1:$port" "$state"
+        state=$(process_state "$STATE/pids/redis-$port.pid")
+        printf '%-12s %-22s %s\n' "redis-$port" "127.0.0.1:$port" "$state"
     done
     for i in $(seq 1 "$(replica_count)"); do
         port=$(replica_port "$i")
-        if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+        if is_paused "$STATE/pids/replica-$i.pid"; then
+            state=paused
+        elif curl -fsS -m 2 "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
             state="up, strategy $(curl -fsS "http://127.0.0.1:$port/admin/strategy" | sed -E 's/.*"strategy":"([a-z]+)".*/\1/')"
         else
             state=down
         fi
         printf '%-12s %-22s %s\n' "replica-$i" "127.0.0.1:$port" "$state"
     done
-    pid_alive "$STATE/nginx/nginx.pid" && state=up || state=down
+    state=$(process_state "$STATE/nginx/nginx.pid")
     printf '%-12s %-22s %s\n' nginx "127.0.0.1:$LB_PORT" "$state"
     pid_alive "$STATE/pids/prometheus.pid" && state=up || state="down"
     printf '%-12s %-22s %s\n' prometheus "127.0.0.1:$PROMETHEUS_PORT" "$state"
@@ -355,6 +460,9 @@ case "${1:-}" in
         scale_to "$2"
         ;;
     logs) shift; cmd_logs "$@" ;;
+    kill | pause | resume) cmd_signal "$1" "${2:-}" ;;
+    stop) cmd_stop "${2:-}" ;;
+    start) cmd_start "${2:-}" ;;
     render-nginx) mkdir -p "$STATE/logs" "$STATE/nginx"; render_nginx; write_upstreams "${2:-3}"; echo "$STATE/nginx/nginx.conf" ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -37,6 +37,10 @@ pub enum Command {
     /// balancer: a measured table of bookings, double bookings, latency,
     /// throughput, retries and contentions.
     Compare(CompareConfig),
+    /// Switching is a race too: contended bookings through the load balancer
+    /// while the strategy flips among the safe ones; then what the database
+    /// holds against what the clients were told.
+    Flip(FlipConfig),
 }
 
 /// Everything `serve` needs.
@@ -222,4 +226,29 @@ pub struct CompareConfig {
     /// Where to write comparison.json and comparison.csv.
     #[arg(long, default_value = "compare-results")]
     pub output_dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FlipConfig {
+    /// The load balancer (or a single replica) to send requests to.
+    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
+    pub base_url: String,
+    /// Strategies to flip among, comma separated (default: the five safe ones).
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<StrategyName>,
+    /// How long to book, in seconds.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration_secs: u64,
+    /// Milliseconds between two switches.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub interval_ms: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=2000))]
+    pub concurrency: u16,
+    /// Consecutive requests that race for the same seat.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub contenders: u16,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

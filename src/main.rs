@@ -4,7 +4,7 @@ use anyhow::Context;
 use booking_service::app::{self, Application};
 use booking_service::config::{Cli, Command};
 use booking_service::lab::client::LabClient;
-use booking_service::lab::{compare, exercises};
+use booking_service::lab::{compare, exercises, flip};
 use booking_service::domain::StrategyName;
 use booking_service::{healthcheck, telemetry};
 use clap::Parser;
@@ -32,7 +32,34 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Exercises(config)) => exercises(config).await,
         Some(Command::Compare(config)) => compare(config).await,
+        Some(Command::Flip(config)) => flip(config).await,
     }
+}
+
+async fn flip(config: booking_service::config::FlipConfig) -> anyhow::Result<()> {
+    let client = LabClient::new(&config.base_url)?;
+    let settings = flip::Settings {
+        strategies: if config.strategies.is_empty() { StrategyName::SAFE.to_vec() } else { config.strategies },
+        duration: std::time::Duration::from_secs(config.duration_secs),
+        concurrency: config.concurrency.into(),
+        contenders: config.contenders.into(),
+        interval: std::time::Duration::from_millis(config.interval_ms),
+    };
+    eprintln!(
+        "booking contended seats with {} clients for {} s, switching among {} every {} ms",
+        settings.concurrency,
+        config.duration_secs,
+        settings.strategies.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        config.interval_ms
+    );
+    let report = flip::run(&client, &settings).await?;
+    if config.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", flip::table(&report));
+    }
+    anyhow::ensure!(report.consistent(), "the database does not hold what the clients were told");
+    Ok(())
 }
 
 async fn exercises(config: booking_service::config::ExercisesConfig) -> anyhow::Result<()> {

@@ -265,7 +265,8 @@ impl Barrier {
 
         let acked: Vec<String> = drained.keys().cloned().collect();
         let applied = self.wait_for_acks(&acks_key, "applied:", &acked).await?;
-        let replicas: Vec<ReplicaPause> = applied.values().filter_map(|json| serde_json::from_str(json).ok()).collect();
+        let mut replicas: Vec<ReplicaPause> = applied.values().filter_map(|json| serde_json::from_str(json).ok()).collect();
+        replicas.sort_by(|a, b| a.instance.cmp(&b.instance));
         let lagging = expected.into_iter().filter(|instance| !drained.contains_key(instance)).collect();
         Ok(Report {
             old,

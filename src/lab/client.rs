@@ -34,6 +34,8 @@ pub struct AnswerCounts {
     pub failed: usize,
     /// Neither a booking nor a 409: a 5xx, or no answer at all.
     pub errors: usize,
+    /// Refusals by `reason`.
+    pub reasons: std::collections::BTreeMap<String, usize>,
     pub replicas: std::collections::BTreeMap<String, usize>,
 }
 
@@ -46,10 +48,19 @@ impl AnswerCounts {
         match answer.outcome() {
             "confirmed" => self.confirmed += 1,
             "double_booked" => self.double_booked += 1,
-            "failed" => self.failed += 1,
+            "failed" => {
+                self.failed += 1;
+                let reason = answer.body["reason"].as_str().unwrap_or("unknown").to_owned();
+                *self.reasons.entry(reason).or_default() += 1;
+            }
             _ => self.errors += 1,
         }
         *self.replicas.entry(answer.instance.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+    }
+
+    /// Every answer counted, errors included.
+    pub fn total(&self) -> usize {
+        self.confirmed + self.double_booked + self.failed + self.errors
     }
 
     pub fn merge(&mut self, other: AnswerCounts) {
@@ -57,6 +68,9 @@ impl AnswerCounts {
         self.double_booked += other.double_booked;
         self.failed += other.failed;
         self.errors += other.errors;
+        for (reason, count) in other.reasons {
+            *self.reasons.entry(reason).or_default() += count;
+        }
         for (replica, count) in other.replicas {
             *self.replicas.entry(replica).or_default() += count;
         }

@@ -67,17 +67,6 @@ impl Tally {
     }
 }
 
-/// The seat name for the `index`-th seat of an event made by `create_event`.
-fn seat_name(index: usize) -> String {
-    let (row, seat) = (index / SEATS_PER_ROW % ROWS, index % SEATS_PER_ROW + 1);
-    let row_name = if row < 26 {
-        char::from(b'A' + row as u8).to_string()
-    } else {
-        format!("{}{}", char::from(b'A' + (row / 26 - 1) as u8), char::from(b'A' + (row % 26) as u8))
-    };
-    format!("{row_name}{seat}")
-}
-
 /// Runs every strategy in turn, with a progress line on stderr.
 pub async fn run(client: &LabClient, strategies: &[StrategyName], settings: &Settings) -> anyhow::Result<Vec<Row>> {
     let progress = ProgressBar::new(strategies.len() as u64).with_style(
@@ -116,7 +105,7 @@ async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Set
                 let mut tally = Tally::default();
                 while Instant::now() < deadline {
                     let attempt = next.fetch_add(1, Ordering::Relaxed);
-                    let seat = seat_name(attempt / contenders);
+                    let seat = super::seat_name(attempt / contenders, SEATS_PER_ROW, ROWS);
                     let sent = Instant::now();
                     let answer = client.book(event_id, &seat, &format!("{strategy}-{worker}-{attempt}")).await;
                     tally.latencies.push(sent.elapsed());
@@ -230,16 +219,6 @@ pub fn write_files(rows: &[Row], dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seat_names_match_the_rows_the_database_creates() {
-        assert_eq!(seat_name(0), "A1");
-        assert_eq!(seat_name(99), "A100");
-        assert_eq!(seat_name(100), "B1");
-        assert_eq!(seat_name(2599), "Z100");
-        assert_eq!(seat_name(2600), "AA1");
-        assert_eq!(seat_name(19_999), "GR100");
-    }
 
     #[test]
     fn percentiles_come_from_the_sorted_samples() {

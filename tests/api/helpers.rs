@@ -44,6 +44,7 @@ pub struct Options {
     pub lock_ttl_ms: u64,
     pub lock_wait_ms: u64,
     pub optimistic_max_retries: u32,
+    pub switch_timeout_ms: u64,
     /// Drops the test's database when the last holder (the test's replicas
     /// and their options) is gone, panicking tests included.
     pub _database: Arc<TestDatabase>,
@@ -65,6 +66,7 @@ impl Default for Options {
             lock_ttl_ms: 5000,
             lock_wait_ms: 0,
             optimistic_max_retries: 3,
+            switch_timeout_ms: 1000,
         }
     }
 }
@@ -84,6 +86,7 @@ impl Options {
             format!("--lock-wait-ms={}", self.lock_wait_ms),
             format!("--optimistic-max-retries={}", self.optimistic_max_retries),
             "--heartbeat-interval-ms=200".to_owned(),
+            format!("--switch-timeout-ms={}", self.switch_timeout_ms),
             "--database-max-connections=15".to_owned(),
         ];
         if !self.redlock_urls.is_empty() {

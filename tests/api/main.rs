@@ -10,3 +10,4 @@ mod events;
 mod faults;
 mod health;
 mod races;
+mod switching;

@@ -9,3 +9,4 @@ mod lesson;
 mod load;
 mod observability;
 mod scaling;
+mod switching;
