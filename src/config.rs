@@ -41,6 +41,10 @@ pub enum Command {
     /// while the strategy flips among the safe ones; then what the database
     /// holds against what the clients were told.
     Flip(FlipConfig),
+    /// An independent audit of what Postgres holds (and, given a client
+    /// history, of what clients were told): exits 1 when an invariant of a
+    /// safe strategy is broken.
+    Audit(AuditConfig),
 }
 
 /// Everything `serve` needs.
@@ -248,6 +252,22 @@ pub struct FlipConfig {
     /// Consecutive requests that race for the same seat.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub contenders: u16,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditConfig {
+    /// The database to audit (the native cluster's by default).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:55432/booking", hide_env_values = true)]
+    pub database_url: String,
+    /// Only this event.
+    #[arg(long)]
+    pub event: Option<i64>,
+    /// A JSON-lines history of requests and answers to check against the database.
+    #[arg(long)]
+    pub history: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -66,7 +66,14 @@ impl From<sqlx::Error> for Error {
     /// which the client should see as 503, not as a bug.
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                Self::Unavailable { what: "database", detail: error.to_string() }
+            }
+            // Postgres itself saying it is going away or cannot serve: the
+            // connection exception (08), insufficient resources (53) and
+            // operator intervention (57: admin shutdown, crash shutdown,
+            // starting up) classes.
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|code| ["08", "53", "57"].iter().any(|class| code.starts_with(class))) => {
                 Self::Unavailable { what: "database", detail: error.to_string() }
             }
             other => Self::Internal(other.into()),

@@ -22,9 +22,12 @@
 //! - [`metrics`], [`gauges`], [`telemetry`]: Prometheus metrics (and the timer that
 //!   refreshes costly gauges), logs and OpenTelemetry traces.
 //! - [`healthcheck`]: the `healthcheck` subcommand for container images.
+//! - [`audit`]: an independent check of what the database holds against the
+//!   invariants (and against what clients were told).
 //! - [`lab`]: client-side tools that drive a running cluster (`exercises`).
 
 pub mod app;
+pub mod audit;
 pub mod cluster;
 pub mod config;
 pub mod domain;

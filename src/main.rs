@@ -6,7 +6,7 @@ use booking_service::config::{Cli, Command};
 use booking_service::lab::client::LabClient;
 use booking_service::lab::{compare, exercises, flip};
 use booking_service::domain::StrategyName;
-use booking_service::{healthcheck, telemetry};
+use booking_service::{audit, healthcheck, telemetry};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +33,27 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Exercises(config)) => exercises(config).await,
         Some(Command::Compare(config)) => compare(config).await,
         Some(Command::Flip(config)) => flip(config).await,
+        Some(Command::Audit(config)) => audit(config).await,
     }
+}
+
+async fn audit(config: booking_service::config::AuditConfig) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(&config.database_url).await.context("cannot reach the database to audit (is the cluster up?)")?;
+    let mut findings = audit::check(&pool, config.event).await?;
+    if let Some(path) = &config.history {
+        let history = audit::read_history(path)?;
+        findings.extend(audit::check_history(&pool, &history).await?);
+        eprintln!("checked {} history lines from {}", history.len(), path.display());
+    }
+    if config.json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        print!("{}", audit::report(&findings));
+    }
+    if findings.iter().any(|finding| !finding.expected) {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn flip(config: booking_service::config::FlipConfig) -> anyhow::Result<()> {

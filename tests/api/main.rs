@@ -9,5 +9,6 @@ mod cluster;
 mod events;
 mod faults;
 mod health;
+mod integrity;
 mod races;
 mod switching;

@@ -1,0 +1,185 @@
+//! An independent audit of what the database holds.
+//!
+//! It reads only Postgres (and, when given one, a client-side history of
+//! requests and answers) and never the service's own counters. It checks the
+//! invariants a booking system must keep:
+//! - no seat has more than one live holder (expected under `none` and
+//!   `mutex`, which the lab lets double-book; a failure under any other);
+//! - a seat marked booked has a holder, and a holder's seat is marked booked;
+//! - the seat's `booked_by` is one of its holders.
+//!
+//! With a history it also finds acknowledged bookings the database lost, and
+//! one seat acknowledged to two customers.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::domain::StrategyName;
+
+/// One broken (or, under `none`/`mutex`, expected) invariant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub event_id: i64,
+    pub seat_number: String,
+    pub detail: String,
+    /// Allowed by the lesson: a double booking under `none` or `mutex` only.
+    pub expected: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// More than one confirmed or double-booked booking on one seat.
+    MultipleHolders,
+    /// The seat is marked booked but no booking holds it.
+    BookedWithoutHolder,
+    /// A booking holds a seat that is marked free.
+    HolderOnFreeSeat,
+    /// `booked_by` is none of the seat's holders.
+    BookedByMismatch,
+    /// A client was told "confirmed" and the database has no such booking.
+    LostAcknowledgement,
+    /// Two customers were both told they own one seat.
+    SeatAcknowledgedTwice,
+}
+
+/// Every finding in the database, of one event or of all.
+pub async fn check(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<Finding>> {
+    let rows: Vec<(i64, String, bool, Option<String>, Vec<String>, Vec<String>)> = sqlx::query_as(
+        "SELECT s.event_id, s.seat_number, s.is_booked, s.booked_by,
+                coalesce(array_agg(b.customer_id ORDER BY b.id) FILTER (WHERE b.id IS NOT NULL), '{}'),
+                coalesce(array_agg(b.locking_strategy ORDER BY b.id) FILTER (WHERE b.id IS NOT NULL), '{}')
+         FROM seats s
+         LEFT JOIN bookings b ON b.seat_id = s.id AND b.status IN ('confirmed', 'double_booked')
+         WHERE ($1::BIGINT IS NULL OR s.event_id = $1)
+         GROUP BY s.id
+         HAVING s.is_booked OR count(b.id) > 0
+         ORDER BY s.event_id, s.seat_number",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await?;
+
+    let mut findings = Vec::new();
+    for (event_id, seat_number, is_booked, booked_by, holders, strategies) in rows {
+        let mut found = |kind, detail: String, expected| {
+            findings.push(Finding { kind, event_id, seat_number: seat_number.clone(), detail, expected })
+        };
+        if holders.len() > 1 {
+            let expected = strategies.iter().all(|strategy| strategy.parse::<StrategyName>().is_ok_and(|name| !name.is_safe()));
+            found(Kind::MultipleHolders, format!("{} holders: {} (strategies {})", holders.len(), holders.join(", "), strategies.join(", ")), expected);
+        }
+        if is_booked && holders.is_empty() {
+            found(Kind::BookedWithoutHolder, format!("marked booked by {} with no booking", booked_by.as_deref().unwrap_or("nobody")), false);
+        }
+        if !is_booked && !holders.is_empty() {
+            found(Kind::HolderOnFreeSeat, format!("marked free, held by {}", holders.join(", ")), false);
+        }
+        if let Some(booked_by) = booked_by.as_deref()
+            && !holders.is_empty()
+            && !holders.iter().any(|holder| holder == booked_by)
+        {
+            found(Kind::BookedByMismatch, format!("booked_by {booked_by}, holders {}", holders.join(", ")), false);
+        }
+    }
+    Ok(findings)
+}
+
+/// One line of a client-side history: what was asked and what came back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub event_id: i64,
+    pub seat_number: String,
+    pub customer_id: String,
+    /// HTTP status, or 0 when no answer came.
+    pub status: u16,
+    /// The answer's `status` field: `confirmed`, `double_booked`, `failed`, or absent.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// The strategy the answer named.
+    #[serde(default)]
+    pub strategy: Option<String>,
+}
+
+/// Reads a JSON-lines history file.
+pub fn read_history(path: &Path) -> anyhow::Result<Vec<HistoryEntry>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(number, line)| serde_json::from_str(line).with_context(|| format!("{}:{}: not a history line", path.display(), number + 1)))
+        .collect()
+}
+
+/// Checks a client history against the database: every acknowledged booking
+/// is there, and no seat was acknowledged to two customers under a safe
+/// strategy.
+pub async fn check_history(pool: &PgPool, history: &[HistoryEntry]) -> sqlx::Result<Vec<Finding>> {
+    let held: HashSet<(i64, String, String)> = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT s.event_id, s.seat_number, b.customer_id FROM bookings b JOIN seats s ON s.id = b.seat_id
+         WHERE b.status IN ('confirmed', 'double_booked')",
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+
+    let mut findings = Vec::new();
+    let mut acknowledged: BTreeMap<(i64, String), Vec<&HistoryEntry>> = BTreeMap::new();
+    for entry in history.iter().filter(|entry| matches!(entry.outcome.as_deref(), Some("confirmed" | "double_booked"))) {
+        if !held.contains(&(entry.event_id, entry.seat_number.clone(), entry.customer_id.clone())) {
+            findings.push(Finding {
+                kind: Kind::LostAcknowledgement,
+                event_id: entry.event_id,
+                seat_number: entry.seat_number.clone(),
+                detail: format!("{} was told {} and holds nothing", entry.customer_id, entry.outcome.as_deref().unwrap_or("?")),
+                expected: false,
+            });
+        }
+        acknowledged.entry((entry.event_id, entry.seat_number.clone())).or_default().push(entry);
+    }
+    for ((event_id, seat_number), entries) in acknowledged {
+        let customers: HashSet<&str> = entries.iter().map(|entry| entry.customer_id.as_str()).collect();
+        if customers.len() > 1 {
+            let expected = entries.iter().all(|entry| entry.strategy.as_deref().and_then(|s| s.parse::<StrategyName>().ok()).is_some_and(|s| !s.is_safe()));
+            let mut names: Vec<&str> = customers.into_iter().collect();
+            names.sort_unstable();
+            findings.push(Finding {
+                kind: Kind::SeatAcknowledgedTwice,
+                event_id,
+                seat_number,
+                detail: format!("told to {}", names.join(", ")),
+                expected,
+            });
+        }
+    }
+    Ok(findings)
+}
+
+/// The findings as a table, one line each, with a verdict line.
+pub fn report(findings: &[Finding]) -> String {
+    let broken = findings.iter().filter(|finding| !finding.expected).count();
+    let mut out = String::new();
+    for finding in findings {
+        let label = if finding.expected { "expected" } else { "BROKEN" };
+        out.push_str(&format!(
+            "{label:>8}  {:<24} event {} seat {:<6} {}\n",
+            format!("{:?}", finding.kind),
+            finding.event_id,
+            finding.seat_number,
+            finding.detail
+        ));
+    }
+    out.push_str(&format!(
+        "audit: {} finding(s), {} broken invariant(s), {} expected double booking(s) under none/mutex\n",
+        findings.len(),
+        broken,
+        findings.len() - broken
+    ));
+    out
+}
