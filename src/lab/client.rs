@@ -138,6 +138,14 @@ impl LabClient {
         Ok(u64::from(booked))
     }
 
+    /// Who the database says holds the seat (`booked_by`), if it is booked.
+    pub async fn booked_by(&self, event_id: i64, seat: &str) -> anyhow::Result<Option<String>> {
+        let seats = self.get(&format!("/events/{event_id}/seats")).await?;
+        let found = seats["seats"].as_array().into_iter().flatten().find(|s| s["seat_number"] == seat);
+        let found = found.with_context(|| format!("event {event_id} has no seat {seat}"))?;
+        Ok(found["booked_by"].as_str().filter(|_| found["is_booked"] == true).map(str::to_owned))
+    }
+
     /// The `X-Instance-Id` of whichever replica answers `GET /health`.
     pub async fn whoami(&self) -> anyhow::Result<String> {
         let response = self.http.get(format!("{}/health", self.base_url)).send().await.with_context(|| self.unreachable())?;

@@ -62,7 +62,8 @@ async fn ready_checks_postgres_and_redis_and_fails_without_redis() {
 
 #[tokio::test]
 async fn shutdown_finishes_the_booking_in_flight_then_refuses_new_connections() {
-    let app = spawn_app_with(Options { hold_ms: 400, ..Options::default() }).await;
+    // Under `mutex`, a booking in flight is visible: its seat is in the map.
+    let app = spawn_app_with(Options { strategy: "mutex", hold_ms: 400, ..Options::default() }).await;
     let address = app.address.clone();
     let shutdown = app.shutdown_token();
 
@@ -73,7 +74,15 @@ async fn shutdown_finishes_the_booking_in_flight_then_refuses_new_connections() 
             client.post(url).json(&serde_json::json!({"event_id": 1, "seat_number": "A1", "customer_id": "last"})).send().await
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = app.client.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|line| line.starts_with("mutex_seats_tracked") && line.ends_with(" 1")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the booking never got in flight");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     shutdown.cancel();
 
     let answer = in_flight.await.unwrap().expect("the in-flight booking gets its answer");
@@ -95,7 +104,8 @@ async fn the_healthcheck_subcommand_exits_0_for_a_healthy_replica_and_1_otherwis
     let healthy = tokio::process::Command::new(binary).args(["healthcheck", "--addr", &addr]).output().await.unwrap();
     assert!(healthy.status.success(), "{healthy:?}");
 
-    let closed = format!("127.0.0.1:{}", crate::helpers::free_port());
+    let reserved = crate::helpers::ports::reserve();
+    let closed = format!("127.0.0.1:{}", reserved.port);
     let unhealthy = tokio::process::Command::new(binary).args(["healthcheck", "--addr", &closed]).output().await.unwrap();
     assert_eq!(unhealthy.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unhealthy.stderr).contains("cannot connect"), "{unhealthy:?}");

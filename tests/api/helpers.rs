@@ -4,18 +4,24 @@
 //! `spawn_app()` builds a replica on a random port and returns a [`TestApp`]
 //! with typed request helpers. Logs stay silent unless `TEST_LOG` is set.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use booking_service::app::Application;
+use booking_service::domain::StrategyName;
+use booking_service::lab::client::LabClient;
+use booking_service::lab::exercises::{self, Exercise};
 use booking_service::config::{Cli, ServeConfig};
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+#[path = "../common/ports.rs"]
+pub mod ports;
+use ports::Reserved;
 
 pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 pub const REDIS: &str = "redis://127.0.0.1:6379";
@@ -119,16 +125,6 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     TestApp { address, options, client: reqwest::Client::new(), cancel, server: Some(server) }
 }
 
-/// Outcomes of one burst of concurrent bookings.
-#[derive(Debug, Default)]
-pub struct Burst {
-    pub confirmed: usize,
-    pub double_booked: usize,
-    pub failed: usize,
-    pub other: Vec<(StatusCode, Value)>,
-    pub bodies: Vec<Value>,
-}
-
 impl TestApp {
     /// A second replica of the same cluster: same database, same Redis prefix.
     pub async fn sibling(&self, instance_id: &str) -> TestApp {
@@ -209,21 +205,16 @@ impl TestApp {
 }
 
 /// Fires `count` bookings of one seat at once, spread round-robin over
-/// `replicas`, and sorts the answers.
-pub async fn burst(replicas: &[&TestApp], seat: &str, count: usize) -> Burst {
-    let customers: Vec<String> = (0..count).map(|i| format!("customer-{i}")).collect();
-    let requests = customers.iter().enumerate().map(|(i, customer)| replicas[i % replicas.len()].book(seat, customer));
-    let mut burst = Burst::default();
-    for (status, body) in futures_util::future::join_all(requests).await {
-        match (status, body["status"].as_str()) {
-            (StatusCode::OK, Some("confirmed")) => burst.confirmed += 1,
-            (StatusCode::OK, Some("double_booked")) => burst.double_booked += 1,
-            (StatusCode::CONFLICT, Some("failed")) => burst.failed += 1,
-            _ => burst.other.push((status, body.clone())),
-        }
-        burst.bodies.push(body);
+/// `replicas`, counts the answers, and checks that the database holds what
+/// the clients were told (every race test goes through here).
+pub async fn burst(replicas: &[&TestApp], seat: &str, count: usize) -> Exercise {
+    let clients: Vec<LabClient> = replicas.iter().map(|app| LabClient::new(&app.address).expect("client")).collect();
+    let strategy: StrategyName = replicas[0].strategy().await.parse().expect("a strategy name");
+    let race = exercises::race(&clients, strategy, 1, seat, count).await.expect("burst");
+    if let Err(mismatch) = race.agrees_with_database() {
+        panic!("the database disagrees with the answers: {mismatch}");
     }
-    burst
+    race
 }
 
 async fn read(response: reqwest::Response) -> (StatusCode, Value) {
@@ -242,16 +233,17 @@ pub async fn count(options: &Options, sql: &str) -> i64 {
     value
 }
 
-/// A private redis-server on a free loopback port, killed on drop.
+/// A private redis-server on a reserved loopback port, killed on drop.
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    _reserved: Reserved,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
-        let port = free_port();
-        let mut server = Self { port, child: None };
+        let reserved = ports::reserve();
+        let mut server = Self { port: reserved.port, child: None, _reserved: reserved };
         server.restart();
         server
     }
@@ -267,10 +259,20 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is not installed (apt-get install redis-server)");
+        let pid = child.id();
         self.child = Some(child);
+        // Ours, not some other server on the port: INFO names our child's pid.
         let client = redis::Client::open(self.url()).expect("url");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while client.get_connection().and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn)).is_err() {
+        loop {
+            let info = client.get_connection().and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn));
+            if let Ok(info) = info {
+                assert!(info.contains(&format!("process_id:{pid}\r")), "another redis-server answers on port {}", self.port);
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+                panic!("redis-server on port {} exited at start: {status}", self.port);
+            }
             assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -301,9 +303,6 @@ impl Drop for RedisServer {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
 
 /// A test's own database, dropped with it.
 pub struct TestDatabase {
@@ -352,11 +351,12 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
 }
 
-/// A private Postgres in a temporary folder, on a free port: for tests that
-/// stop the database on purpose. Stopped and removed on drop.
+/// A private Postgres in a temporary folder, on a reserved port: for tests
+/// that stop the database on purpose. Stopped and removed on drop.
 pub struct PostgresServer {
     pub port: u16,
     dir: std::path::PathBuf,
+    _reserved: Reserved,
 }
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -389,7 +389,8 @@ impl PostgresServer {
         let data = dir.join("data").display().to_string();
         let status = as_postgres("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync"]).status().expect("initdb");
         assert!(status.success(), "initdb failed (is postgresql-15 installed?)");
-        let server = Self { port: free_port(), dir };
+        let reserved = ports::reserve();
+        let server = Self { port: reserved.port, dir, _reserved: reserved };
         server.restart();
         server
     }

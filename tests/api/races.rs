@@ -4,7 +4,9 @@
 //! so every request reads the seat before any of them writes it: `none` always
 //! double-books, and a strategy that holds has no luck to rely on.
 
-use crate::helpers::{Options, TestApp, burst, spawn_app_with};
+use std::collections::BTreeMap;
+
+use crate::helpers::{Options, RedisServer, TestApp, burst, spawn_app_with};
 
 const ROUNDS: usize = 3;
 
@@ -14,11 +16,14 @@ async fn app_with(strategy: &'static str) -> TestApp {
 
 /// Exactly one confirmed booking and no double booking, round after round.
 async fn assert_holds(strategy: &'static str) {
-    let app = app_with(strategy).await;
+    assert_holds_on(&app_with(strategy).await, strategy).await;
+}
+
+async fn assert_holds_on(app: &TestApp, strategy: &str) {
     for round in 0..ROUNDS {
         app.reset().await;
-        let race = burst(&[&app], "A1", 10).await;
-        assert!(race.other.is_empty(), "{strategy} round {round}: unexpected answers {:?}", race.other);
+        let race = burst(&[app], "A1", 10).await;
+        assert_eq!(race.errors, 0, "{strategy} round {round}: unexpected answers {race:?}");
         assert_eq!(race.confirmed, 1, "{strategy} round {round}: {race:?}");
         assert_eq!(race.double_booked, 0, "{strategy} round {round}: {race:?}");
         assert_eq!(race.failed, 9, "{strategy} round {round}: {race:?}");
@@ -32,7 +37,7 @@ async fn none_double_books_under_concurrency() {
     for round in 0..ROUNDS {
         app.reset().await;
         let race = burst(&[&app], "A1", 10).await;
-        assert!(race.other.is_empty(), "round {round}: {:?}", race.other);
+        assert_eq!(race.errors, 0, "round {round}: {race:?}");
         assert!(race.double_booked >= 5, "round {round}: most requests should double-book: {race:?}");
         assert_eq!(app.double_booking_count().await, 1, "round {round}");
     }
@@ -59,8 +64,13 @@ async fn distributed_holds() {
 }
 
 #[tokio::test]
-async fn redlock_holds() {
-    assert_holds("redlock").await;
+async fn redlock_holds_over_three_nodes_with_all_up_and_with_one_down() {
+    let mut nodes = [RedisServer::start(), RedisServer::start(), RedisServer::start()];
+    let options = Options { strategy: "redlock", redlock_urls: nodes.iter().map(RedisServer::url).collect(), ..Options::default() };
+    let app = spawn_app_with(options).await;
+    assert_holds_on(&app, "redlock, three nodes up").await;
+    nodes[2].stop();
+    assert_holds_on(&app, "redlock, one node of three down").await;
 }
 
 #[tokio::test]
@@ -72,30 +82,51 @@ async fn fenced_holds() {
 async fn losers_say_why_they_lost() {
     let optimistic = spawn_app_with(Options { strategy: "optimistic", optimistic_max_retries: 0, ..Options::default() }).await;
     let race = burst(&[&optimistic], "A1", 10).await;
-    let reasons: Vec<_> = race.bodies.iter().filter_map(|body| body["reason"].as_str()).collect();
-    assert!(reasons.iter().all(|reason| *reason == "retries_exhausted"), "no retries left: {reasons:?}");
-    assert_eq!(race.confirmed, 1);
+    assert_eq!(race.confirmed, 1, "{race:?}");
+    assert_eq!(race.refusals, BTreeMap::from([("retries_exhausted".to_owned(), 9)]), "no retries left: {race:?}");
 
     let distributed = app_with("distributed").await;
     let race = burst(&[&distributed], "A1", 10).await;
-    let reasons: Vec<_> = race.bodies.iter().filter_map(|body| body["reason"].as_str()).collect();
-    assert!(reasons.iter().all(|reason| *reason == "lock_busy"), "lock held throughout: {reasons:?}");
+    assert_eq!(race.confirmed, 1, "{race:?}");
+    assert_eq!(race.refusals, BTreeMap::from([("lock_busy".to_owned(), 9)]), "the lock was held throughout: {race:?}");
 
     let waiting = spawn_app_with(Options { strategy: "distributed", lock_wait_ms: 5000, ..Options::default() }).await;
     let race = burst(&[&waiting], "A1", 4).await;
-    let reasons: Vec<_> = race.bodies.iter().filter_map(|body| body["reason"].as_str()).collect();
-    assert_eq!(reasons, ["seat_taken"; 3], "waiters get the lock after the winner and find the seat taken");
+    assert_eq!(race.confirmed, 1, "{race:?}");
+    assert_eq!(
+        race.refusals,
+        BTreeMap::from([("seat_taken".to_owned(), 3)]),
+        "waiters get the lock after the winner and find the seat taken: {race:?}"
+    );
+}
+
+/// `mutex_seats_tracked` as this replica's /metrics has it.
+async fn tracked_mutexes(app: &TestApp) -> u64 {
+    let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find(|line| line.starts_with("mutex_seats_tracked")).expect("gauge present");
+    line.rsplit(' ').next().unwrap().parse::<f64>().expect("a number") as u64
 }
 
 #[tokio::test]
 async fn the_mutex_map_forgets_seats_nobody_is_booking() {
-    let app = app_with("mutex").await;
+    // A 1 s hold: the map is scraped while all twenty bookings hold their seats.
+    let app = spawn_app_with(Options { strategy: "mutex", hold_ms: 1000, ..Options::default() }).await;
     let seats: Vec<String> = (1..=10).flat_map(|n| ["A", "B"].map(|row| format!("{row}{n}"))).collect();
 
-    let bookings = seats.iter().map(|seat| app.book(seat, "someone"));
-    futures_util::future::join_all(bookings).await;
+    let bookings = futures_util::future::join_all(seats.iter().map(|seat| app.book(seat, "someone")));
+    let during = async {
+        // The gauge is refreshed by a timer (and on every scrape); wait for all twenty.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(800);
+        let mut tracked = tracked_mutexes(&app).await;
+        while tracked < 20 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tracked = tracked_mutexes(&app).await;
+        }
+        tracked
+    };
+    let (answers, during) = tokio::join!(bookings, during);
 
-    let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
-    let tracked = metrics.lines().find(|line| line.starts_with("mutex_seats_tracked")).expect("gauge present");
-    assert!(tracked.ends_with(" 0"), "{tracked}");
+    assert!(answers.iter().all(|(status, _)| status.is_success()), "{answers:?}");
+    assert_eq!(during, 20, "one entry per seat being booked, during the hold");
+    assert_eq!(tracked_mutexes(&app).await, 0, "and none once the bookings are done");
 }

@@ -1,11 +1,14 @@
 //! Starts and stops a native cluster with `scripts/cluster.sh`, on free ports
 //! and in a state folder of its own, so clusters of parallel tests never meet.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
 use booking_service::lab::client::LabClient;
+
+#[path = "../common/ports.rs"]
+mod ports;
+use ports::Reserved;
 
 pub struct NativeCluster {
     pub lb_url: String,
@@ -13,6 +16,8 @@ pub struct NativeCluster {
     pub replica_port_base: u16,
     state: PathBuf,
     env: Vec<(String, String)>,
+    /// Every port the cluster listens on, held until it is down.
+    _ports: Vec<Reserved>,
 }
 
 impl NativeCluster {
@@ -25,16 +30,18 @@ impl NativeCluster {
     /// `up`, with extra environment for the script and the replicas.
     pub fn up_with(replicas: u32, extra_env: &[(&str, &str)]) -> Self {
         let state = std::env::temp_dir().join(format!("booking-lab-test-{}", uuid::Uuid::new_v4().simple()));
-        let lb_port = free_port();
-        let replica_port_base = free_port_range(10);
-        let redis_ports = [free_port(), free_port(), free_port()];
+        let mut ports = ports::reserve_range(10);
+        let replica_port_base = ports[0].port;
+        ports.extend((0..6).map(|_| ports::reserve()));
+        let [lb_port, pg_port, prometheus_port, redis_a, redis_b, redis_c] = std::array::from_fn(|i| ports[10 + i].port);
+        let redis_ports = [redis_a, redis_b, redis_c];
         let mut env = vec![
             ("CLUSTER_STATE".to_owned(), state.display().to_string()),
             ("LB_PORT".to_owned(), lb_port.to_string()),
             ("REPLICA_PORT_BASE".to_owned(), replica_port_base.to_string()),
-            ("PG_PORT".to_owned(), free_port().to_string()),
+            ("PG_PORT".to_owned(), pg_port.to_string()),
             ("REDIS_PORTS".to_owned(), redis_ports.map(|port| port.to_string()).join(" ")),
-            ("PROMETHEUS_PORT".to_owned(), free_port().to_string()),
+            ("PROMETHEUS_PORT".to_owned(), prometheus_port.to_string()),
             ("BOOKING_BIN".to_owned(), env!("CARGO_BIN_EXE_booking-service").to_owned()),
             ("HOLD_MS".to_owned(), "200".to_owned()),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
@@ -48,6 +55,7 @@ impl NativeCluster {
             replica_port_base,
             state,
             env,
+            _ports: ports,
         };
         cluster.script(&["up", &replicas.to_string()]);
         cluster
@@ -88,19 +96,4 @@ impl Drop for NativeCluster {
         let _ = self.cluster_sh(&["down"]).output();
         let _ = std::fs::remove_dir_all(&self.state);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// The first of `count` consecutive free ports.
-fn free_port_range(count: u16) -> u16 {
-    for _ in 0..100 {
-        let base = rand::random_range(20_000..40_000);
-        if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {count} consecutive free ports");
 }

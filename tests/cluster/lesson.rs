@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use booking_service::lab::exercises::run_one;
-use booking_service::strategy::StrategyName;
+use booking_service::domain::StrategyName;
 
 use crate::harness::NativeCluster;
 
@@ -19,6 +19,7 @@ async fn only_the_shared_strategies_hold_across_three_replicas_and_mutex_holds_o
             let exercise = run_one(&client, strategy, 1, "A1", 10).await.expect("exercise");
             let context = format!("{strategy}, round {round}: {exercise:?}");
             assert_eq!(exercise.errors, 0, "{context}");
+            exercise.agrees_with_database().expect("the database holds what the clients were told");
             assert!(exercise.replicas.len() >= 2, "a burst is spread over replicas: {context}");
             match strategy {
                 StrategyName::None | StrategyName::Mutex => {
@@ -38,6 +39,7 @@ async fn only_the_shared_strategies_hold_across_three_replicas_and_mutex_holds_o
     for round in 0..ROUNDS {
         let exercise = run_one(&client, StrategyName::Mutex, 1, "A1", 10).await.expect("exercise");
         let context = format!("mutex on one replica, round {round}: {exercise:?}");
+        exercise.agrees_with_database().expect("the database holds what the clients were told");
         assert_eq!(exercise.replicas.keys().collect::<Vec<_>>(), ["replica-1"], "{context}");
         assert_eq!(exercise.confirmed, 1, "{context}");
         assert_eq!(exercise.double_booked, 0, "{context}");
@@ -50,25 +52,25 @@ async fn a_strategy_set_through_one_replica_is_applied_on_every_replica() {
     let cluster = NativeCluster::up(3);
 
     for strategy in ["fenced", "optimistic"] {
-        cluster.replica(2).set_strategy(strategy).await.expect("set through replica-2");
+        let answer = cluster.replica(2).set_strategy(strategy).await.expect("set through replica-2");
+        assert_eq!(answer["switched"], serde_json::json!(["replica-1", "replica-2", "replica-3"]), "{answer}");
 
+        // The switch answers once every replica has applied it: no waiting.
         for replica in 1..=3 {
-            let client = cluster.replica(replica);
-            let mut applied = String::new();
-            for _ in 0..100 {
-                applied = client.get("/admin/strategy").await.expect("strategy")["strategy"].as_str().unwrap().to_owned();
-                if applied == strategy {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            assert_eq!(applied, strategy, "replica-{replica} on its own port");
+            let applied = cluster.replica(replica).get("/admin/strategy").await.expect("strategy");
+            assert_eq!(applied["strategy"], strategy, "replica-{replica} on its own port");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let view = cluster.client().get("/admin/cluster").await.expect("cluster");
-        let replicas = view["replicas"].as_array().expect("replicas");
-        let ids: BTreeSet<_> = replicas.iter().map(|replica| replica["instance_id"].as_str().unwrap()).collect();
-        assert_eq!(ids, BTreeSet::from(["replica-1", "replica-2", "replica-3"]), "{view}");
-        assert!(replicas.iter().all(|replica| replica["strategy"] == strategy), "{view}");
+        // Heartbeats announce the change at once, asynchronously.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let view = cluster.client().get("/admin/cluster").await.expect("cluster");
+            let replicas = view["replicas"].as_array().expect("replicas");
+            let ids: BTreeSet<_> = replicas.iter().map(|replica| replica["instance_id"].as_str().unwrap()).collect();
+            if ids == BTreeSet::from(["replica-1", "replica-2", "replica-3"]) && replicas.iter().all(|replica| replica["strategy"] == strategy) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the cluster view never showed {strategy} everywhere: {view}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }

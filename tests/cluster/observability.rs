@@ -162,3 +162,44 @@ async fn a_traceparent_sent_through_nginx_reaches_the_collector_with_the_serving
         assert_eq!(warnings, 1, "{replica} should warn exactly once:\n{log}");
     }
 }
+
+/// The value of one series on one replica's own /metrics (0 when absent).
+async fn series_value(cluster: &NativeCluster, replica: u16, name: &str, labels: &[&str]) -> (f64, String) {
+    let url = format!("http://127.0.0.1:{}/metrics", cluster.replica_port_base + replica - 1);
+    let text = reqwest::get(url).await.expect("metrics").text().await.expect("text");
+    let value = text
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    (value, text)
+}
+
+#[tokio::test]
+async fn each_replica_counts_its_own_bookings_under_its_own_label() {
+    let cluster = NativeCluster::up(2);
+    cluster.client().set_strategy("none").await.expect("none");
+    let confirmed = ["strategy=\"none\"", "status=\"confirmed\""];
+    let taken = ["strategy=\"none\"", "reason=\"seat_taken\""];
+    let before = [
+        series_value(&cluster, 1, "bookings_total", &confirmed).await.0,
+        series_value(&cluster, 2, "bookings_total", &confirmed).await.0,
+    ];
+
+    let booked = cluster.replica(2).book(1, "J1", "served-by-two").await.expect("book");
+    assert_eq!(booked.instance.as_deref(), Some("replica-2"));
+    let refused = cluster.replica(1).book(1, "J1", "served-by-one").await.expect("book");
+    assert_eq!(refused.body["reason"], "seat_taken", "{:?}", refused.body);
+
+    for replica in [1, 2] {
+        let (_, text) = series_value(&cluster, replica, "bookings_total", &[]).await;
+        let labelled: Vec<&str> = text.lines().filter(|line| !line.starts_with('#') && line.contains("instance=")).collect();
+        assert!(!labelled.is_empty());
+        let wrong: Vec<&&str> = labelled.iter().filter(|line| !line.contains(&format!("instance=\"replica-{replica}\""))).collect();
+        assert!(wrong.is_empty(), "replica-{replica} labels every series with its own name: {wrong:?}");
+    }
+    assert_eq!(series_value(&cluster, 2, "bookings_total", &confirmed).await.0, before[1] + 1.0, "replica-2 counted its booking");
+    assert_eq!(series_value(&cluster, 1, "bookings_total", &confirmed).await.0, before[0], "replica-1 did not count replica-2's booking");
+    assert_eq!(series_value(&cluster, 1, "booking_failures_total", &taken).await.0, 1.0, "replica-1 counted its refusal");
+    assert_eq!(series_value(&cluster, 2, "booking_failures_total", &taken).await.0, 0.0);
+}

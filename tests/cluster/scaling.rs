@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use booking_service::lab::client::LabClient;
@@ -11,15 +11,17 @@ use booking_service::lab::client::LabClient;
 use crate::harness::NativeCluster;
 
 /// Books seats (and reads an event) in a loop until `stop`, for at
-/// most 60 s; returns every answer that was not a booking or a 409.
-async fn steady_load(client: LabClient, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
+/// most 60 s, counting requests in `progress`; returns every answer that was
+/// not a confirmed booking or a 409 (under `pessimistic` a double booking is
+/// a failure too).
+async fn steady_load(client: LabClient, stop: Arc<AtomicBool>, progress: Arc<AtomicUsize>) -> (usize, Vec<String>) {
     let started = Instant::now();
     let (mut sent, mut failures) = (0, Vec::new());
     let rows = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"];
     while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
         let seat = format!("{}{}", rows[(sent / 10) % 10], sent % 10 + 1);
         match client.book(1, &seat, &format!("load-{sent}")).await {
-            Ok(answer) if answer.outcome() != "error" => {}
+            Ok(answer) if matches!(answer.outcome(), "confirmed" | "failed") => {}
             Ok(answer) => failures.push(format!("{} {}", answer.status, answer.body)),
             Err(error) => failures.push(format!("{error:#}")),
         }
@@ -27,8 +29,18 @@ async fn steady_load(client: LabClient, stop: Arc<AtomicBool>) -> (usize, Vec<St
             failures.push(format!("{error:#}"));
         }
         sent += 1;
+        progress.fetch_add(1, Ordering::Relaxed);
     }
     (sent, failures)
+}
+
+/// Waits until the load has sent `count` requests in all, for at most 30 s.
+async fn wait_for_requests(progress: &AtomicUsize, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress.load(Ordering::Relaxed) < count {
+        assert!(Instant::now() < deadline, "the load stalled at {} requests", progress.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn instances_behind(cluster: &NativeCluster) -> BTreeSet<String> {
@@ -46,12 +58,13 @@ async fn scaling_up_and_down_keeps_serving_every_request() {
     cluster.client().set_strategy("pessimistic").await.expect("strategy");
 
     for (replicas, expected) in [(5, 5), (2, 2)] {
-        let stop = Arc::new(AtomicBool::new(false));
-        let loads: Vec<_> = (0..4).map(|_| tokio::spawn(steady_load(cluster.client(), stop.clone()))).collect();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (stop, progress) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let loads: Vec<_> = (0..4).map(|_| tokio::spawn(steady_load(cluster.client(), stop.clone(), progress.clone()))).collect();
+        wait_for_requests(&progress, 20).await;
 
         let script = cluster.script(&["scale", &replicas.to_string()]);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after_scale = progress.load(Ordering::Relaxed);
+        wait_for_requests(&progress, after_scale + 20).await;
         stop.store(true, Ordering::Relaxed);
         let (mut sent, mut failures) = (0, Vec::new());
         for load in loads {
