@@ -120,14 +120,18 @@ async fn a_replica_that_starts_later_applies_the_current_strategy() {
 #[tokio::test]
 async fn a_replica_whose_pubsub_connection_drops_catches_up() {
     let redis = RedisServer::start();
-    let first = spawn_app_with(Options { redis_url: redis.url(), ..Options::default() }).await;
+    // A 100 ms switch timeout: the whole switch, commit included, is over
+    // long before the listeners reconnect (500 ms after losing the connection).
+    let first = spawn_app_with(Options { redis_url: redis.url(), switch_timeout_ms: 100, ..Options::default() }).await;
     let second = first.sibling("replica-b").await;
     let channel = format!("{}strategy-changed", first.options.prefix);
     wait_for_subscribers(&redis, &channel, 2).await;
 
     redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
     // Announced while nobody listens: the messages are lost, so neither
-    // replica acknowledges the switch, which goes ahead without them.
+    // replica acknowledges the switch, which goes ahead without them. The
+    // second replica can only learn of it by reading the epoch when it
+    // reconnects.
     let answer = first.set_strategy("distributed").await;
     assert_eq!(answer["lagging"], serde_json::json!(["replica-a", "replica-b"]), "the announcement was missed: {answer}");
 
