@@ -72,7 +72,10 @@ pub async fn check(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<Fin
         };
         if holders.len() > 1 {
             let expected = strategies.iter().all(|strategy| strategy.parse::<StrategyName>().is_ok_and(|name| !name.is_safe()));
-            found(Kind::MultipleHolders, format!("{} holders: {} (strategies {})", holders.len(), holders.join(", "), strategies.join(", ")), expected);
+            let mut named: Vec<&str> = strategies.iter().map(String::as_str).collect();
+            named.sort_unstable();
+            named.dedup();
+            found(Kind::MultipleHolders, format!("{} holders under {}: {}", holders.len(), named.join(", "), holders.join(", ")), expected);
         }
         if is_booked && holders.is_empty() {
             found(Kind::BookedWithoutHolder, format!("marked booked by {} with no booking", booked_by.as_deref().unwrap_or("nobody")), false);
