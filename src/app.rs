@@ -7,6 +7,7 @@
 //! background tasks.
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use anyhow::Context;
 use redis::aio::{ConnectionManagerConfig, PubSub};
 use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -118,6 +119,7 @@ impl Application {
             barrier,
             heartbeat_interval,
             metrics,
+            locking: config.locking.clone(),
         }));
         Ok(Self { listener, state, redis_client, pubsub, heartbeat, body_limit: config.server.body_limit_bytes, cancel })
     }
@@ -165,6 +167,12 @@ pub async fn connect_database(config: &DatabaseConfig) -> anyhow::Result<PgPool>
             return Err(error).context("cannot create the database");
         }
     }
+    let options = PgConnectOptions::from_str(url)
+        .context("invalid DATABASE_URL")?
+        // No statement waits for a row lock without bound: a transaction
+        // frozen while it holds one (a paused replica) costs the others at
+        // most this long.
+        .options([("lock_timeout", config.database_lock_timeout_ms.to_string())]);
     PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(DB_ACQUIRE_TIMEOUT)
@@ -172,7 +180,7 @@ pub async fn connect_database(config: &DatabaseConfig) -> anyhow::Result<PgPool>
         // connection that broke (Postgres restarted) fails its next query,
         // which answers 503, and the pool drops it.
         .test_before_acquire(false)
-        .connect(url)
+        .connect_with(options)
         .await
         .context("cannot connect to Postgres (is it running? check DATABASE_URL)")
 }

@@ -45,6 +45,9 @@ pub enum Command {
     /// history, of what clients were told): exits 1 when an invariant of a
     /// safe strategy is broken.
     Audit(AuditConfig),
+    /// The fault lab: break the running native cluster on purpose (through
+    /// scripts/cluster.sh) and see what every strategy does about it.
+    Faults(FaultsConfig),
 }
 
 /// Everything `serve` needs.
@@ -105,6 +108,11 @@ pub struct DatabaseConfig {
     /// Create the database named in the URL when it does not exist yet.
     #[arg(long, env = "DATABASE_CREATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub database_create: bool,
+    /// Longest a statement waits for a row lock, in milliseconds (Postgres
+    /// `lock_timeout`): `pessimistic` answers `lock_busy` past it, any other
+    /// write 503.
+    #[arg(long, env = "DATABASE_LOCK_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub database_lock_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -269,6 +277,25 @@ pub struct AuditConfig {
     #[arg(long)]
     pub history: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FaultsConfig {
+    /// Scenarios to run (default: all).
+    #[arg(value_enum)]
+    pub scenarios: Vec<crate::faults::Scenario>,
+    /// The load balancer.
+    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
+    pub base_url: String,
+    /// Each replica's own address, replica-1 first, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003")]
+    pub replica_urls: Vec<String>,
+    /// The cluster's database, for the audit.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:55432/booking", hide_env_values = true)]
+    pub database_url: String,
+    /// Print JSON instead of Markdown.
     #[arg(long)]
     pub json: bool,
 }

@@ -40,6 +40,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// SQLSTATE of a statement that gave up waiting for a lock (`lock_timeout`).
+pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// Whether `error` is Postgres giving up on a row lock after `lock_timeout`.
+pub(crate) fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE))
+}
+
 impl Error {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
@@ -76,6 +84,10 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(ref db) if db.code().is_some_and(|code| ["08", "53", "57"].iter().any(|class| code.starts_with(class))) => {
                 Self::Unavailable { what: "database", detail: error.to_string() }
             }
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::Unavailable {
+                what: "database",
+                detail: "a row lock stayed held past DATABASE_LOCK_TIMEOUT_MS (a paused or stuck transaction?); nothing was written".into(),
+            },
             other => Self::Internal(other.into()),
         }
     }

@@ -24,6 +24,8 @@
 //! - [`healthcheck`]: the `healthcheck` subcommand for container images.
 //! - [`audit`]: an independent check of what the database holds against the
 //!   invariants (and against what clients were told).
+//! - [`faults`]: the fault lab, failures injected into the running native
+//!   cluster, one scenario at a time, every strategy, with a verdict.
 //! - [`lab`]: client-side tools that drive a running cluster (`exercises`).
 
 pub mod app;
@@ -32,6 +34,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod faults;
 pub mod gauges;
 pub mod healthcheck;
 pub mod http;

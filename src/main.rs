@@ -6,7 +6,7 @@ use booking_service::config::{Cli, Command};
 use booking_service::lab::client::LabClient;
 use booking_service::lab::{compare, exercises, flip};
 use booking_service::domain::StrategyName;
-use booking_service::{audit, healthcheck, telemetry};
+use booking_service::{audit, faults, healthcheck, telemetry};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +34,32 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Compare(config)) => compare(config).await,
         Some(Command::Flip(config)) => flip(config).await,
         Some(Command::Audit(config)) => audit(config).await,
+        Some(Command::Faults(config)) => faults(config).await,
     }
+}
+
+async fn faults(config: booking_service::config::FaultsConfig) -> anyhow::Result<()> {
+    let lab = faults::Lab {
+        lb: LabClient::new(&config.base_url)?,
+        replicas: config.replica_urls.iter().map(|url| LabClient::new(url)).collect::<anyhow::Result<_>>()?,
+        control: faults::control::Control::from_env(),
+        database_url: config.database_url,
+    };
+    let scenarios = if config.scenarios.is_empty() { faults::Scenario::ALL.to_vec() } else { config.scenarios };
+    let mut reports = Vec::new();
+    for scenario in scenarios {
+        eprintln!("==> {scenario:?}");
+        let report = faults::run(&lab, scenario).await?;
+        if !config.json {
+            println!("{}", faults::markdown(&report));
+        }
+        reports.push(report);
+    }
+    if config.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    anyhow::ensure!(reports.iter().all(faults::Report::as_taught), "a scenario did not go as the lesson says: see UNEXPECTED above");
+    Ok(())
 }
 
 async fn audit(config: booking_service::config::AuditConfig) -> anyhow::Result<()> {

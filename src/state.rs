@@ -13,6 +13,7 @@ use sqlx::PgPool;
 
 use crate::cluster::ActiveStrategy;
 use crate::cluster::barrier::Barrier;
+use crate::config::LockingConfig;
 use crate::keys::Keys;
 use crate::strategy::Strategies;
 
@@ -35,6 +36,8 @@ pub struct Shared {
     pub barrier: Arc<Barrier>,
     pub heartbeat_interval: Duration,
     pub metrics: PrometheusHandle,
+    /// The hold, TTLs and waits this replica books with, as `GET /admin/strategy` shows them.
+    pub locking: LockingConfig,
 }
 
 impl Deref for AppState {

@@ -35,7 +35,15 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn strategy(State(state): State<AppState>) -> Json<Value> {
     let applied = state.active.current();
-    Json(json!({ "strategy": applied.name, "version": applied.version, "instance": state.instance_id }))
+    let locking = &state.locking;
+    Json(json!({
+        "strategy": applied.name,
+        "version": applied.version,
+        "instance": state.instance_id,
+        "hold_ms": locking.hold_ms,
+        "lock_ttl_ms": locking.lock_ttl_ms,
+        "lock_wait_ms": locking.lock_wait_ms,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ pub mod flip;
 
 /// The name of the `index`-th seat of an event that `POST /admin/events`
 /// made with `rows` rows of `seats_per_row`: rows A..Z, then AA..ZZ.
-fn seat_name(index: usize, seats_per_row: usize, rows: usize) -> String {
+pub(crate) fn seat_name(index: usize, seats_per_row: usize, rows: usize) -> String {
     let (row, seat) = (index / seats_per_row % rows, index % seats_per_row + 1);
     let row_name = if row < 26 {
         char::from(b'A' + row as u8).to_string()

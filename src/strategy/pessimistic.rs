@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::{Ctx, LockingStrategy, Outcome, Refusal};
-use crate::error::Result;
+use crate::error::{Result, is_lock_timeout};
 use crate::storage::{self, SeatCondition};
 
 pub(crate) struct RowLock;
@@ -17,7 +17,17 @@ impl LockingStrategy for RowLock {
     async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
         let mut tx = ctx.db.begin().await?;
         let started = Instant::now();
-        let seat = storage::seat_for_update(&mut tx, ctx.booking.event_id, &ctx.booking.seat_number).await?;
+        let seat = match storage::seat_for_update(&mut tx, ctx.booking.event_id, &ctx.booking.seat_number).await {
+            Ok(seat) => seat,
+            // The row lock stayed held past DATABASE_LOCK_TIMEOUT_MS (its
+            // holder is paused or stuck): a bounded wait, then `lock_busy`.
+            Err(error) if is_lock_timeout(&error) => {
+                drop(tx);
+                crate::metrics::lock_contended(ctx.strategy);
+                return ctx.refuse_unread(Refusal::LockBusy).await;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let acquired = Instant::now();
         crate::metrics::lock_acquired(ctx.strategy, acquired - started);
         let Some(seat) = seat else {

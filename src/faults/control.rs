@@ -1,0 +1,36 @@
+//! Acting on the native cluster's components: `scripts/cluster.sh VERB NAME`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Runs the cluster script with the environment that names the cluster
+/// (CLUSTER_STATE, ports), as the user would.
+#[derive(Debug, Clone)]
+pub struct Control {
+    pub script: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Control {
+    /// `scripts/cluster.sh` (or `$CLUSTER_SCRIPT`), with this process's environment.
+    pub fn from_env() -> Self {
+        let script = std::env::var_os("CLUSTER_SCRIPT").map_or_else(|| PathBuf::from("scripts/cluster.sh"), PathBuf::from);
+        Self { script, env: Vec::new() }
+    }
+
+    /// `cluster.sh ARGS`; its output, or an error with what it printed.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = Command::new(&self.script)
+            .args(args)
+            .envs(self.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+            .output()
+            .with_context(|| format!("cannot run {} (run from the repository, or set CLUSTER_SCRIPT)", self.script.display()))?;
+        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        if !output.status.success() {
+            bail!("cluster.sh {} failed: {printed}", args.join(" "));
+        }
+        Ok(printed)
+    }
+}

@@ -1,0 +1,76 @@
+//! Load for the outage scenarios: clients booking distinct seats through the
+//! load balancer, every answer recorded as client history for the audit.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::audit::HistoryEntry;
+use crate::lab::client::LabClient;
+
+/// Every answer the clients got, in order.
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    pub entries: Arc<Mutex<Vec<(Instant, HistoryEntry)>>>,
+}
+
+impl History {
+    pub fn lines(&self) -> Vec<HistoryEntry> {
+        self.entries.lock().expect("history poisoned").iter().map(|(_, entry)| entry.clone()).collect()
+    }
+
+    /// Answers by HTTP status (0: no answer at all).
+    pub fn by_status(&self) -> BTreeMap<u16, usize> {
+        let mut counts = BTreeMap::new();
+        for (_, entry) in self.entries.lock().expect("history poisoned").iter() {
+            *counts.entry(entry.status).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The first booking answered 200 at or after `since`.
+    pub fn first_booking_after(&self, since: Instant) -> Option<Instant> {
+        let entries = self.entries.lock().expect("history poisoned");
+        entries.iter().filter(|(at, entry)| *at >= since && entry.status == 200).map(|(at, _)| *at).min()
+    }
+}
+
+/// Books seats of `event_id` with `clients` workers until `stop` is set (or
+/// `limit` has passed), `contenders` consecutive requests per seat.
+pub async fn run(lb: &LabClient, event_id: i64, clients: usize, contenders: usize, limit: Duration, stop: Arc<std::sync::atomic::AtomicBool>, history: History) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + limit;
+    let workers: Vec<_> = (0..clients)
+        .map(|worker| {
+            let (lb, next, stop, history) = (lb.clone(), next.clone(), stop.clone(), history.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let attempt = next.fetch_add(1, Ordering::Relaxed);
+                    let seat = crate::lab::seat_name(attempt / contenders.max(1), 100, 200);
+                    let customer = format!("fault-{worker}-{attempt}");
+                    let answer = lb.book(event_id, &seat, &customer).await;
+                    let entry = match &answer {
+                        Ok(answer) => HistoryEntry {
+                            event_id,
+                            seat_number: seat,
+                            customer_id: customer,
+                            status: answer.status.as_u16(),
+                            outcome: answer.body["status"].as_str().map(str::to_owned),
+                            strategy: answer.body["strategy"].as_str().map(str::to_owned),
+                        },
+                        Err(_) => HistoryEntry { event_id, seat_number: seat, customer_id: customer, status: 0, outcome: None, strategy: None },
+                    };
+                    history.entries.lock().expect("history poisoned").push((Instant::now(), entry));
+                    if answer.is_err() || answer.as_ref().is_ok_and(|a| a.status.is_server_error()) {
+                        // An outage: do not spin.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+}

@@ -1,0 +1,125 @@
+//! `pause-holder`: a replica frozen with SIGSTOP while it holds a seat, for
+//! longer than the lock's TTL, while a customer on another replica books the
+//! same seat. Then the frozen replica wakes up and finishes its booking.
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+
+use super::{Lab, Row, fresh_event};
+use crate::domain::StrategyName;
+use crate::lab::client::Answer;
+
+/// How long the second customer's request has beyond one hold time, on the
+/// running replica, before the frozen one is resumed: enough to finish its
+/// own booking, unless a lock makes it wait for the frozen holder.
+const SECOND_MARGIN: Duration = Duration::from_millis(300);
+/// Longest any request of the scenario may take.
+const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+
+fn told(answer: &anyhow::Result<Answer>) -> String {
+    match answer {
+        Ok(answer) => match answer.body["reason"].as_str() {
+            Some(reason) => format!("{} {reason}", answer.status.as_u16()),
+            None => format!("{} {}", answer.status.as_u16(), answer.body["status"].as_str().unwrap_or("?")),
+        },
+        Err(error) => format!("no answer ({error:#})"),
+    }
+}
+
+fn booked(answer: &anyhow::Result<Answer>) -> bool {
+    answer.as_ref().is_ok_and(|answer| matches!(answer.outcome(), "confirmed" | "double_booked"))
+}
+
+pub async fn run(lab: &Lab) -> anyhow::Result<Vec<Row>> {
+    ensure!(lab.replicas.len() >= 2, "pause-holder needs two replicas: scripts/cluster.sh up 3");
+    let settings = lab.replicas[0].get("/admin/strategy").await?;
+    let hold = Duration::from_millis(settings["hold_ms"].as_u64().unwrap_or(0));
+    let ttl = Duration::from_millis(settings["lock_ttl_ms"].as_u64().unwrap_or(5000));
+    ensure!(
+        hold >= Duration::from_millis(200),
+        "pause-holder freezes a replica in the middle of its hold, which is {} ms: start the cluster with a longer one \
+         (scripts/cluster.sh down; HOLD_MS=400 LOCK_TTL_MS=1000 scripts/cluster.sh up)",
+        hold.as_millis()
+    );
+    let event = fresh_event(&lab.lb, "fault lab: pause-holder").await?;
+    let head_start = hold + SECOND_MARGIN;
+    let frozen_for = ttl + Duration::from_millis(200) + head_start;
+
+    let mut rows = Vec::new();
+    for (index, strategy) in StrategyName::ALL.into_iter().enumerate() {
+        lab.lb.set_strategy(strategy.as_str()).await?;
+        let seat = crate::lab::seat_name(index, 100, 200);
+
+        let holder = tokio::spawn({
+            let (client, seat) = (lab.replicas[0].clone(), seat.clone());
+            async move { tokio::time::timeout(REQUEST_LIMIT, client.book(event, &seat, &format!("holder-{strategy}"))).await }
+        });
+        tokio::time::sleep(hold / 2).await;
+        lab.control.run(&["pause", "replica-1"])?;
+        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        let second = tokio::spawn({
+            let (client, seat) = (lab.replicas[1].clone(), seat.clone());
+            async move {
+                let sent = Instant::now();
+                let answer = tokio::time::timeout(REQUEST_LIMIT, client.book(event, &seat, &format!("second-{strategy}"))).await;
+                (answer, sent.elapsed())
+            }
+        });
+        tokio::time::sleep(head_start).await;
+        let resumed = lab.control.run(&["resume", "replica-1"]);
+        let holder = holder.await?.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {REQUEST_LIMIT:?}")));
+        let (second, second_took) = second.await?;
+        let second = second.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {REQUEST_LIMIT:?}")));
+        resumed?;
+
+        let holders = lab.lb.holders(event, &seat).await?;
+        let (verdict, as_taught) = verdict(strategy, &holder, &second, holders, second_took);
+        rows.push(Row {
+            strategy: strategy.to_string(),
+            injected: format!("replica-1 frozen {} ms holding {seat} (TTL {} ms)", frozen_for.as_millis(), ttl.as_millis()),
+            clients_told: format!("holder: {}; second: {} after {} ms", told(&holder), told(&second), second_took.as_millis()),
+            database_holds: format!("{holders} holder(s)"),
+            verdict,
+            as_taught,
+        });
+    }
+    lab.lb.delete(&format!("/admin/events/{event}")).await?;
+    Ok(rows)
+}
+
+/// What happened, and whether the lesson says it should.
+fn verdict(
+    strategy: StrategyName,
+    holder: &anyhow::Result<Answer>,
+    second: &anyhow::Result<Answer>,
+    holders: u64,
+    second_took: Duration,
+) -> (String, bool) {
+    let refused_with = |answer: &anyhow::Result<Answer>| answer.as_ref().ok().and_then(|a| a.body["reason"].as_str().map(str::to_owned));
+    match strategy {
+        StrategyName::None | StrategyName::Mutex => {
+            ("double-booked: nothing coordinates the two replicas".into(), holders == 2 && booked(holder) && booked(second))
+        }
+        StrategyName::Distributed | StrategyName::Redlock => (
+            "double-booked: the lock expired while its holder was frozen, and nothing checked the late write".into(),
+            holders == 2 && booked(holder) && booked(second),
+        ),
+        StrategyName::Fenced => (
+            "safe: the frozen holder's write carried a stale fencing token and was refused".into(),
+            holders == 1 && booked(second) && refused_with(holder).as_deref() == Some("stale_token"),
+        ),
+        StrategyName::Optimistic => (
+            format!("safe: the version had moved, the late write was refused ({})", refused_with(holder).unwrap_or_default()),
+            holders == 1 && booked(second) && refused_with(holder).is_some(),
+        ),
+        StrategyName::Pessimistic => (
+            format!(
+                "safe: the second customer waited {} ms on the frozen transaction's row lock, then was refused ({})",
+                second_took.as_millis(),
+                refused_with(second).unwrap_or_default()
+            ),
+            holders == 1 && booked(holder) && refused_with(second).is_some(),
+        ),
+    }
+}
