@@ -351,8 +351,8 @@ cmd_signal() { # cmd_signal VERB NAME
     kill -s "$signal" $pids
     case "$verb" in
         kill)
-            say "killed $name (SIGKILL, pids $(echo $pids | tr '\n' ' ')); scripts/cluster.sh up or start $name brings it back"
-            [ "$name" = postgres ] && rm -f "$STATE/pids/postgres.pid"
+            say "killed $name (SIGKILL, pids $(echo $pids)); scripts/cluster.sh up or start $name brings it back"
+            if [ "$name" = postgres ]; then rm -f "$STATE/pids/postgres.pid"; fi
             ;;
         pause) say "paused $name (SIGSTOP): it holds its connections and answers nothing; scripts/cluster.sh resume $name" ;;
         resume) say "resumed $name (SIGCONT)" ;;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use booking_service::faults;
 use booking_service::lab::client::LabClient;
 
 #[path = "../common/ports.rs"]
@@ -83,6 +84,18 @@ impl NativeCluster {
 
     pub fn client(&self) -> LabClient {
         LabClient::new(&self.lb_url).expect("client")
+    }
+
+    /// The fault lab's handle on this cluster: its clients, its script, its database.
+    pub fn fault_lab(&self, replicas: u16) -> faults::Lab {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
+        let pg_port = self.env.iter().find(|(key, _)| key == "PG_PORT").map(|(_, port)| port.clone()).expect("PG_PORT");
+        faults::Lab {
+            lb: self.client(),
+            replicas: (1..=replicas).map(|index| self.replica(index)).collect(),
+            control: faults::control::Control { script, env: self.env.clone() },
+            database_url: format!("postgres://postgres@127.0.0.1:{pg_port}/booking"),
+        }
     }
 
     /// A client that talks to replica `index` (1-based) directly, not through nginx.

@@ -5,6 +5,7 @@
 mod harness;
 mod otlp;
 
+mod faults;
 mod lesson;
 mod load;
 mod observability;

@@ -1,0 +1,35 @@
+//! The fault lab on a native cluster with short holds and TTLs: every
+//! scenario, every strategy, and the verdicts the lesson promises.
+
+use booking_service::faults::{self, Scenario};
+
+use crate::harness::NativeCluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_scenario_goes_as_the_lesson_says() {
+    let cluster = NativeCluster::up_with(3, &[("HOLD_MS", "300"), ("LOCK_TTL_MS", "600")]);
+    let lab = cluster.fault_lab(3);
+
+    for scenario in Scenario::ALL {
+        let report = faults::run(&lab, scenario).await.unwrap_or_else(|error| panic!("{scenario:?}: {error:#}\n{}", cluster.logs()));
+        let table = faults::markdown(&report);
+        assert!(report.as_taught(), "{scenario:?} did not go as taught:\n{table}\n{}", cluster.logs());
+        match scenario {
+            Scenario::PauseHolder => {
+                let holders = |strategy: &str| report.rows.iter().find(|row| row.strategy == strategy).unwrap().database_holds.clone();
+                for strategy in ["none", "mutex", "distributed", "redlock"] {
+                    assert_eq!(holders(strategy), "2 holder(s)", "{table}");
+                }
+                for strategy in ["pessimistic", "optimistic", "fenced"] {
+                    assert_eq!(holders(strategy), "1 holder(s)", "{table}");
+                }
+                assert!(table.contains("holder: 409 stale_token"), "fenced refuses the frozen holder: {table}");
+            }
+            Scenario::PostgresRestart => {
+                assert_eq!(report.rows.len(), 7, "{table}");
+                assert!(report.rows.iter().all(|row| !row.clients_told.contains("×500")), "never a 500: {table}");
+            }
+            Scenario::ReplicaCrash => assert_eq!(report.rows.len(), 2, "{table}"),
+        }
+    }
+}
