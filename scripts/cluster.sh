@@ -135,7 +135,7 @@ start_redis() {
         redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
             --dir "$STATE/redis-$port" --pidfile "$STATE/pids/redis-$port.pid" \
             --logfile "$STATE/logs/redis-$port.log"
-        wait_for 10 "redis on port $port" test -s "$STATE/pids/redis-$port.pid"
+        wait_for 10 "redis on port $port" redis-cli -h 127.0.0.1 -p "$port" ping
     done
 }
 

@@ -20,6 +20,13 @@ impl Control {
         Self { script, env: Vec::new() }
     }
 
+    /// The Redis nodes by the names `status` prints (`redis-6380`, ...), the
+    /// main one first.
+    pub fn redis_nodes(&self) -> anyhow::Result<Vec<String>> {
+        let status = self.run(&["status"])?;
+        Ok(status.lines().filter_map(|line| line.split_whitespace().next()).filter(|name| name.starts_with("redis-")).map(str::to_owned).collect())
+    }
+
     /// `cluster.sh ARGS`; its output, or an error with what it printed.
     pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
         let output = Command::new(&self.script)

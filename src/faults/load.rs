@@ -9,30 +9,38 @@ use std::time::{Duration, Instant};
 use crate::audit::HistoryEntry;
 use crate::lab::client::LabClient;
 
-/// Every answer the clients got, in order.
+/// Every answer the clients got, each with when its request was sent and
+/// when the answer came.
 #[derive(Debug, Default, Clone)]
 pub struct History {
-    pub entries: Arc<Mutex<Vec<(Instant, HistoryEntry)>>>,
+    pub entries: Arc<Mutex<Vec<(Instant, HistoryEntry, Instant)>>>,
 }
 
 impl History {
     pub fn lines(&self) -> Vec<HistoryEntry> {
-        self.entries.lock().expect("history poisoned").iter().map(|(_, entry)| entry.clone()).collect()
+        self.entries.lock().expect("history poisoned").iter().map(|(_, entry, _)| entry.clone()).collect()
     }
 
     /// Answers by HTTP status (0: no answer at all).
     pub fn by_status(&self) -> BTreeMap<u16, usize> {
         let mut counts = BTreeMap::new();
-        for (_, entry) in self.entries.lock().expect("history poisoned").iter() {
+        for (_, entry, _) in self.entries.lock().expect("history poisoned").iter() {
             *counts.entry(entry.status).or_default() += 1;
         }
         counts
     }
 
-    /// The first booking answered 200 at or after `since`.
+    /// Bookings confirmed (or double-booked) whose request was both sent and
+    /// answered between `from` and `to`.
+    pub fn confirmed_between(&self, from: Instant, to: Instant) -> usize {
+        let entries = self.entries.lock().expect("history poisoned");
+        entries.iter().filter(|(sent, entry, answered)| *sent >= from && *answered < to && entry.status == 200).count()
+    }
+
+    /// When the first request sent at or after `since` that booked was sent.
     pub fn first_booking_after(&self, since: Instant) -> Option<Instant> {
         let entries = self.entries.lock().expect("history poisoned");
-        entries.iter().filter(|(at, entry)| *at >= since && entry.status == 200).map(|(at, _)| *at).min()
+        entries.iter().filter(|(sent, entry, _)| *sent >= since && entry.status == 200).map(|(sent, _, _)| *sent).min()
     }
 }
 
@@ -49,6 +57,7 @@ pub async fn run(lb: &LabClient, event_id: i64, clients: usize, contenders: usiz
                     let attempt = next.fetch_add(1, Ordering::Relaxed);
                     let seat = crate::lab::seat_name(attempt / contenders.max(1), 100, 200);
                     let customer = format!("fault-{worker}-{attempt}");
+                    let sent = Instant::now();
                     let answer = lb.book(event_id, &seat, &customer).await;
                     let entry = match &answer {
                         Ok(answer) => HistoryEntry {
@@ -61,7 +70,7 @@ pub async fn run(lb: &LabClient, event_id: i64, clients: usize, contenders: usiz
                         },
                         Err(_) => HistoryEntry { event_id, seat_number: seat, customer_id: customer, status: 0, outcome: None, strategy: None },
                     };
-                    history.entries.lock().expect("history poisoned").push((Instant::now(), entry));
+                    history.entries.lock().expect("history poisoned").push((sent, entry, Instant::now()));
                     if answer.is_err() || answer.as_ref().is_ok_and(|a| a.status.is_server_error()) {
                         // An outage: do not spin.
                         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -8,13 +8,15 @@
 //!
 //! - [`pause_holder`]: a replica frozen (SIGSTOP) while it holds a seat,
 //!   past the lock's TTL, while another replica books the seat.
-//! - [`outages`]: Postgres stopped for a few seconds, and a replica killed
-//!   (SIGKILL), under load; the audit then checks every acknowledgement.
+//! - [`outages`]: one or two Redis nodes stopped, the main Redis restarted
+//!   empty, Postgres stopped for a few seconds, a replica killed (SIGKILL),
+//!   all under load; the audit then checks every acknowledgement.
 
 pub mod control;
 pub mod load;
 pub mod outages;
 pub mod pause_holder;
+pub mod soak;
 
 use std::fmt::Write;
 
@@ -28,12 +30,24 @@ use control::Control;
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     PauseHolder,
+    RedisMinority,
+    RedisMajority,
+    RedisRestart,
     PostgresRestart,
     ReplicaCrash,
+    Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 3] = [Self::PauseHolder, Self::PostgresRestart, Self::ReplicaCrash];
+    pub const ALL: [Scenario; 7] = [
+        Self::PauseHolder,
+        Self::RedisMinority,
+        Self::RedisMajority,
+        Self::RedisRestart,
+        Self::PostgresRestart,
+        Self::ReplicaCrash,
+        Self::Soak,
+    ];
 
     /// What the scenario teaches, in two or three sentences.
     pub fn lesson(self) -> &'static str {
@@ -44,9 +58,29 @@ impl Scenario {
                  checks) and optimistic (a version the row checks) refuse it. pessimistic keeps the row lock for as long as \
                  the transaction lives, so the second customer waits, for a bounded time."
             }
+            Self::RedisMinority => {
+                "Redlock asks three independent Redis nodes and needs a majority, so one node down costs nothing. \
+                 distributed and fenced keep their lock on one node (the main one here), which this scenario leaves up; \
+                 the other strategies do not use Redis to book at all."
+            }
+            Self::RedisMajority => {
+                "With two of three nodes down, Redlock has no majority and must refuse (503, writing nothing) rather than \
+                 guess. The main node is one of the two: distributed and fenced, whose lock lives there, refuse too, while \
+                 pessimistic and optimistic carry on. A replica keeps the strategy it applied; switching waits for Redis."
+            }
+            Self::RedisRestart => {
+                "The main Redis restarts with an empty memory. The strategy and its epoch live in Postgres, so nothing rolls \
+                 back; locks held at that instant vanish with Redis' memory, which is why a lock alone is not a safety \
+                 argument. Bookings resume as soon as Redis answers again."
+            }
             Self::PostgresRestart => {
                 "When the database goes away, every replica must say so (503, naming the database) and never 500 or hang. \
                  Nothing acknowledged may be lost, and booking resumes by itself once Postgres is back."
+            }
+            Self::Soak => {
+                "Everything at once, for a while: contended load under every safe strategy in turn, and a random fault \
+                 every few seconds (a replica paused or killed, a Redis node or Postgres stopped). Whatever the clients \
+                 were told, the audit must find no seat double-sold and no acknowledged booking lost."
             }
             Self::ReplicaCrash => {
                 "A replica killed mid-request takes its answers with it: nginx routes around the dead replica, and the \
@@ -67,6 +101,8 @@ pub struct Lab {
     pub control: Control,
     /// The cluster's database, for the audit.
     pub database_url: String,
+    /// How long `soak` runs.
+    pub soak: std::time::Duration,
 }
 
 /// One strategy's row in a scenario's table.
@@ -95,12 +131,16 @@ impl Report {
     }
 }
 
-/// Runs one scenario.
+/// Runs one scenario; `soak` runs for `lab.soak`.
 pub async fn run(lab: &Lab, scenario: Scenario) -> anyhow::Result<Report> {
     let rows = match scenario {
         Scenario::PauseHolder => pause_holder::run(lab).await?,
+        Scenario::RedisMinority => outages::redis_nodes_down(lab, false).await?,
+        Scenario::RedisMajority => outages::redis_nodes_down(lab, true).await?,
+        Scenario::RedisRestart => outages::redis_restart(lab).await?,
         Scenario::PostgresRestart => outages::postgres_restart(lab).await?,
         Scenario::ReplicaCrash => outages::replica_crash(lab).await?,
+        Scenario::Soak => soak::run(lab, lab.soak).await?,
     };
     Ok(Report { scenario, lesson: scenario.lesson(), rows })
 }
@@ -115,6 +155,23 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "| {} | {} | {} | {} | {} |", row.strategy, row.injected, row.clients_told, row.database_holds, verdict);
     }
     out
+}
+
+/// Retries an admin call for up to 10 s: right after a backend comes back,
+/// the first calls may still find it unreachable (a clear 503).
+pub(crate) async fn settled<T, F, Fut>(mut call: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) if std::time::Instant::now() >= deadline => return Err(error),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Creates a fresh event for a scenario (100 × 200 seats), returning its id.

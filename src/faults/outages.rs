@@ -1,6 +1,7 @@
-//! `postgres-restart` and `replica-crash`: a backend or a replica goes away
-//! under load through nginx; the answers are counted by status, and the
-//! audit checks every acknowledgement against the database.
+//! Outages under load: a backend (Postgres, one or two Redis nodes) goes
+//! away for a few seconds, or a replica is killed, while clients book
+//! through nginx. Answers are counted by status, and the audit checks every
+//! acknowledgement against the database.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,26 +10,60 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::load::{self, History};
-use super::{Lab, Row, fresh_event};
+use super::{Lab, Row, fresh_event, settled};
 use crate::audit;
 use crate::domain::StrategyName;
 
-/// How long Postgres stays down.
+/// How long a backend stays down.
 const OUTAGE: Duration = Duration::from_secs(2);
 /// How long the load may run after the fault before the scenario gives up.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(15);
 
-fn statuses(history: &History) -> String {
-    let counts: Vec<String> = history
-        .by_status()
-        .into_iter()
-        .map(|(status, count)| if status == 0 { format!("{count} no answer") } else { format!("{count}×{status}") })
-        .collect();
-    counts.join(", ")
+/// One outage: the cluster.sh commands that cause it and heal it.
+struct Outage {
+    what: String,
+    break_it: Vec<Vec<String>>,
+    heal: Vec<Vec<String>>,
 }
 
-/// Audits the database and the clients' history; the findings, as text, and
-/// whether any safe-strategy invariant broke.
+/// What the clients saw around one outage.
+struct Measured {
+    history: History,
+    /// Bookings confirmed while the backend was down.
+    booked_during: usize,
+    /// From healing until the first confirmed booking.
+    recovered: Option<Duration>,
+    /// Did `/ready` on replica-1 fail during the outage?
+    unready: bool,
+    audit: String,
+    clean: bool,
+}
+
+impl Measured {
+    fn statuses(&self) -> String {
+        let counts: Vec<String> = self
+            .history
+            .by_status()
+            .into_iter()
+            .map(|(status, count)| if status == 0 { format!("{count} no answer") } else { format!("{count}×{status}") })
+            .collect();
+        counts.join(", ")
+    }
+
+    fn server_errors(&self) -> usize {
+        self.history.by_status().get(&500).copied().unwrap_or(0)
+    }
+
+    fn recovery(&self) -> String {
+        match self.recovered {
+            Some(took) => format!("booking again {} ms after the repair", took.as_millis()),
+            None => format!("no booking within {} s of the repair", RECOVERY_LIMIT.as_secs()),
+        }
+    }
+}
+
+/// Audits the event and the clients' history; the findings as text, and
+/// whether every invariant of a safe strategy held.
 async fn audit_with(lab: &Lab, event: i64, history: &History) -> anyhow::Result<(String, bool)> {
     let pool = sqlx::PgPool::connect(&lab.database_url).await.context("cannot reach the cluster's database for the audit")?;
     let mut findings = audit::check(&pool, Some(event)).await?;
@@ -45,53 +80,149 @@ async fn audit_with(lab: &Lab, event: i64, history: &History) -> anyhow::Result<
     Ok((text, broken.is_empty()))
 }
 
-/// Starts `clients` workers on a fresh event; returns what stops them.
-fn start_load(lab: &Lab, event: i64, clients: usize, contenders: usize, history: &History) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+fn run_all(lab: &Lab, commands: &[Vec<String>]) -> anyhow::Result<()> {
+    for command in commands {
+        lab.control.run(&command.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    Ok(())
+}
+
+/// Books under `strategy` with `clients` workers through nginx, breaks the
+/// cluster for [`OUTAGE`], heals it, and waits for bookings to resume.
+async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &Outage) -> anyhow::Result<Measured> {
+    settled(|| lab.lb.set_strategy(strategy.as_str())).await?;
+    let event = fresh_event(&lab.lb, &format!("fault lab: {}", outage.what)).await?;
+    let history = History::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let task = tokio::spawn({
+    let load = tokio::spawn({
         let (lb, stop, history) = (lab.lb.clone(), stop.clone(), history.clone());
-        async move { load::run(&lb, event, clients, contenders, RECOVERY_LIMIT * 2, stop, history).await }
+        async move { load::run(&lb, event, clients, 1, RECOVERY_LIMIT * 2, stop, history).await }
     });
-    (stop, task)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let injected = run_all(lab, &outage.break_it);
+    // From here on the backend is down: a request sent now cannot have
+    // taken its lock before the outage.
+    let broken = Instant::now();
+    tokio::time::sleep(OUTAGE / 2).await;
+    let unready = lab.replicas[0].get("/ready").await.is_err();
+    tokio::time::sleep(OUTAGE / 2).await;
+    let healed_at = Instant::now();
+    let healed = run_all(lab, &outage.heal);
+    while history.first_booking_after(healed_at).is_none() && healed_at.elapsed() < RECOVERY_LIMIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await?;
+    injected?;
+    healed?;
+
+    let booked_during = history.confirmed_between(broken, healed_at);
+    let recovered = history.first_booking_after(healed_at).map(|at| at - healed_at);
+    let (audit, clean) = audit_with(lab, event, &history).await?;
+    let path = format!("/admin/events/{event}");
+    settled(|| lab.lb.delete(&path)).await?;
+    Ok(Measured { history, booked_during, recovered, unready, audit, clean })
+}
+
+fn command(words: &[&str]) -> Vec<String> {
+    words.iter().map(|word| (*word).to_owned()).collect()
 }
 
 pub async fn postgres_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> {
+    let outage = Outage {
+        what: "postgres-restart".into(),
+        break_it: vec![command(&["stop", "postgres"])],
+        heal: vec![command(&["start", "postgres"])],
+    };
     let mut rows = Vec::new();
     for strategy in StrategyName::ALL {
-        lab.lb.set_strategy(strategy.as_str()).await?;
-        let event = fresh_event(&lab.lb, "fault lab: postgres-restart").await?;
-        let history = History::default();
-        let (stop, load) = start_load(lab, event, 8, 1, &history);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-
-        lab.control.run(&["stop", "postgres"])?;
-        tokio::time::sleep(OUTAGE / 2).await;
-        let ready = lab.replicas[0].get("/ready").await;
-        tokio::time::sleep(OUTAGE / 2).await;
-        lab.control.run(&["start", "postgres"])?;
-        let restarted = Instant::now();
-        while history.first_booking_after(restarted).is_none() && restarted.elapsed() < RECOVERY_LIMIT {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.store(true, Ordering::Relaxed);
-        load.await?;
-
-        let recovered = history.first_booking_after(restarted).map(|at| at - restarted);
-        let server_errors = history.by_status().get(&500).copied().unwrap_or(0);
-        let (database, clean) = audit_with(lab, event, &history).await?;
-        lab.lb.delete(&format!("/admin/events/{event}")).await?;
-        let readiness = if ready.is_err() { "/ready 503" } else { "/ready still 200" };
+        let measured = under_load(lab, strategy, 8, &outage).await?;
         rows.push(Row {
             strategy: strategy.to_string(),
             injected: format!("Postgres stopped {} s under 8 clients", OUTAGE.as_secs()),
-            clients_told: format!("{}; {readiness}", statuses(&history)),
-            database_holds: database,
-            verdict: match recovered {
-                Some(took) => format!("booking again {} ms after the restart; {server_errors} answers were 500", took.as_millis()),
-                None => format!("no booking within {} s of the restart", RECOVERY_LIMIT.as_secs()),
-            },
-            as_taught: server_errors == 0 && recovered.is_some() && clean && ready.is_err(),
+            clients_told: format!("{}; /ready {}", measured.statuses(), if measured.unready { "503" } else { "still 200" }),
+            database_holds: measured.audit.clone(),
+            verdict: format!("{}; {} answers were 500", measured.recovery(), measured.server_errors()),
+            as_taught: measured.server_errors() == 0 && measured.recovered.is_some() && measured.clean && measured.unready,
+        });
+    }
+    Ok(rows)
+}
+
+/// `redis-minority` (one node of three down) or `redis-majority` (two down,
+/// the main one among them).
+pub async fn redis_nodes_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<Row>> {
+    let nodes = lab.control.redis_nodes()?;
+    anyhow::ensure!(nodes.len() >= 3, "the Redis scenarios need three Redis nodes; cluster.sh status lists {nodes:?}");
+    // The minority: the last node, which only Redlock uses. The majority:
+    // the main node (strategy switches, heartbeats, distributed and fenced
+    // locks) and one more.
+    let down: Vec<&String> = if majority { vec![&nodes[0], &nodes[1]] } else { vec![&nodes[2]] };
+    let outage = Outage {
+        what: if majority { "redis-majority" } else { "redis-minority" }.into(),
+        break_it: down.iter().map(|node| command(&["stop", node])).collect(),
+        heal: down.iter().map(|node| command(&["start", node])).collect(),
+    };
+    let names: Vec<&str> = down.iter().map(|node| node.as_str()).collect();
+    let mut rows = Vec::new();
+    for strategy in StrategyName::ALL {
+        let measured = under_load(lab, strategy, 4, &outage).await?;
+        let needs_main = matches!(strategy, StrategyName::Distributed | StrategyName::Fenced);
+        let refuses = match strategy {
+            StrategyName::Redlock => majority,
+            _ if needs_main => majority,
+            _ => false,
+        };
+        let unavailable = measured.history.by_status().get(&503).copied().unwrap_or(0);
+        let verdict = match (refuses, strategy) {
+            (true, StrategyName::Redlock) => "refused: no Redlock majority (503), nothing written".to_owned(),
+            (true, _) => "refused: it depends on the main Redis node, which was down (503), nothing written".to_owned(),
+            (false, StrategyName::Redlock) => "kept booking: two of three nodes still grant the lock".to_owned(),
+            (false, _) if needs_main => "kept booking: its lock lives on the main node, which stayed up".to_owned(),
+            (false, _) => "kept booking: it does not use Redis to book".to_owned(),
+        };
+        let as_expected = if refuses { measured.booked_during == 0 && unavailable > 0 } else { measured.booked_during > 0 };
+        rows.push(Row {
+            strategy: strategy.to_string(),
+            injected: format!("{} stopped {} s under 4 clients", names.join(" and "), OUTAGE.as_secs()),
+            clients_told: format!("{}; {} booked while down", measured.statuses(), measured.booked_during),
+            database_holds: measured.audit.clone(),
+            verdict: format!("{verdict}; {}", measured.recovery()),
+            as_taught: as_expected && measured.server_errors() == 0 && measured.recovered.is_some() && measured.clean,
+        });
+    }
+    Ok(rows)
+}
+
+/// The main Redis restarts empty (it keeps nothing on disk).
+pub async fn redis_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> {
+    let nodes = lab.control.redis_nodes()?;
+    let main = nodes.first().context("cluster.sh status lists no Redis node")?.clone();
+    let outage = Outage { what: "redis-restart".into(), break_it: vec![command(&["stop", &main])], heal: vec![command(&["start", &main])] };
+    let mut rows = Vec::new();
+    for strategy in StrategyName::ALL {
+        let before = lab.lb.get("/admin/strategy").await?;
+        let measured = under_load(lab, strategy, 4, &outage).await?;
+        let mut applied = Vec::new();
+        for replica in &lab.replicas {
+            let now = replica.get("/admin/strategy").await?;
+            applied.push((now["strategy"].as_str().unwrap_or("?").to_owned(), now["version"].as_u64().unwrap_or(0)));
+        }
+        let kept = applied.iter().all(|(name, _)| name == strategy.as_str());
+        let no_rollback = applied.iter().all(|(_, version)| *version >= before["version"].as_u64().unwrap_or(0));
+        rows.push(Row {
+            strategy: strategy.to_string(),
+            injected: format!("{main} (the main node) restarted empty, down {} s", OUTAGE.as_secs()),
+            clients_told: format!("{}; {} booked while down", measured.statuses(), measured.booked_during),
+            database_holds: measured.audit.clone(),
+            verdict: format!(
+                "every replica still applies {strategy} (epoch from Postgres, never rolled back); locks held at the restart \
+                 were lost with Redis' memory; {}",
+                measured.recovery()
+            ),
+            as_taught: kept && no_rollback && measured.server_errors() == 0 && measured.recovered.is_some() && measured.clean,
         });
     }
     Ok(rows)
@@ -105,12 +236,17 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         lab.lb.set_strategy(strategy.as_str()).await?;
         let event = fresh_event(&lab.lb, "fault lab: replica-crash").await?;
         let history = History::default();
-        let (stop, load) = start_load(lab, event, 16, contenders, &history);
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = tokio::spawn({
+            let (lb, stop, history) = (lab.lb.clone(), stop.clone(), history.clone());
+            async move { load::run(&lb, event, 16, contenders, RECOVERY_LIMIT, stop, history).await }
+        });
         tokio::time::sleep(Duration::from_millis(700)).await;
-        lab.control.run(&["kill", "replica-2"])?;
+        let killed = lab.control.run(&["kill", "replica-2"]);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         stop.store(true, Ordering::Relaxed);
         load.await?;
+        killed?;
         lab.control.run(&["up"])?;
         let mut served_again = false;
         for _ in 0..60 {
@@ -123,13 +259,18 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         let failures = history.lines().iter().filter(|e| e.status == 0 || e.status >= 500).count();
         let (database, clean) = audit_with(lab, event, &history).await?;
         lab.lb.delete(&format!("/admin/events/{event}")).await?;
+        let measured = Measured { history, booked_during: 0, recovered: None, unready: false, audit: database, clean };
         rows.push(Row {
             strategy: format!("{strategy} ({load_kind})"),
             injected: "replica-2 killed (SIGKILL) under 16 clients through nginx".into(),
-            clients_told: format!("{}; {failures} client-visible failure(s): did they book? they cannot know", statuses(&history)),
-            database_holds: database,
-            verdict: if served_again { "nginx routed around it; `up` brought it back and it serves".into() } else { "replica-2 did not serve again after `up`".into() },
-            as_taught: clean && served_again,
+            clients_told: format!("{}; {failures} client-visible failure(s): did they book? they cannot know", measured.statuses()),
+            database_holds: measured.audit.clone(),
+            verdict: if served_again {
+                "nginx routed around it; `up` brought it back and it serves".into()
+            } else {
+                "replica-2 did not serve again after `up`".into()
+            },
+            as_taught: measured.clean && served_again,
         });
     }
     Ok(rows)

@@ -25,11 +25,25 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                 }
                 assert!(table.contains("holder: 409 stale_token"), "fenced refuses the frozen holder: {table}");
             }
+            Scenario::RedisMinority | Scenario::RedisMajority | Scenario::RedisRestart => {
+                let row = |strategy: &str| report.rows.iter().find(|row| row.strategy == strategy).unwrap().clients_told.clone();
+                let refused_while_down = |strategy: &str| row(strategy).contains("; 0 booked while down");
+                let majority = scenario == Scenario::RedisMajority;
+                assert_eq!(refused_while_down("redlock"), majority, "redlock needs a majority: {table}");
+                let main_down = scenario != Scenario::RedisMinority;
+                for strategy in ["distributed", "fenced"] {
+                    assert_eq!(refused_while_down(strategy), main_down, "{strategy} needs the main node: {table}");
+                }
+                for strategy in ["pessimistic", "optimistic"] {
+                    assert!(!refused_while_down(strategy), "{strategy} does not book through Redis: {table}");
+                }
+            }
             Scenario::PostgresRestart => {
                 assert_eq!(report.rows.len(), 7, "{table}");
                 assert!(report.rows.iter().all(|row| !row.clients_told.contains("×500")), "never a 500: {table}");
             }
             Scenario::ReplicaCrash => assert_eq!(report.rows.len(), 2, "{table}"),
+            Scenario::Soak => assert!(report.rows[0].database_holds.starts_with("0 double-booked seat(s), 0 lost"), "{table}"),
         }
     }
 }

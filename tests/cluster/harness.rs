@@ -95,6 +95,7 @@ impl NativeCluster {
             replicas: (1..=replicas).map(|index| self.replica(index)).collect(),
             control: faults::control::Control { script, env: self.env.clone() },
             database_url: format!("postgres://postgres@127.0.0.1:{pg_port}/booking"),
+            soak: std::time::Duration::from_secs(15),
         }
     }
 
