@@ -44,7 +44,11 @@ main_redis=${redis_ports[0]}
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+pid_alive() { # pid_alive PIDFILE: running (a killed process that nobody reaped yet is a zombie: dead)
+    local pid
+    [ -f "$1" ] && pid=$(cat "$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null \
+        && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
+}
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
     local seconds=$1 what=$2; shift 2
@@ -97,6 +101,11 @@ booking_bin() {
 start_postgres() {
     local data=$STATE/postgres run=$STATE/run
     if pid_alive "$STATE/pids/postgres.pid"; then return; fi
+    if [ -f "$data/postmaster.pid" ]; then # left by a killed postmaster: wait until it is reaped
+        local old
+        old=$(head -n1 "$data/postmaster.pid")
+        for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+    fi
     port_busy "$PG_PORT" && die "port $PG_PORT is taken: set PG_PORT to a free port"
     mkdir -p "$run"
     if [ "$(id -u)" = 0 ]; then chown postgres "$run"; fi
@@ -351,6 +360,12 @@ cmd_signal() { # cmd_signal VERB NAME
     kill -s "$signal" $pids
     case "$verb" in
         kill)
+            # Gone, not merely dying: until it is reaped, a restart would
+            # find its pid still answering (Postgres refuses to start then).
+            local pid
+            for pid in $pids; do
+                for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+            done
             say "killed $name (SIGKILL, pids $(echo $pids)); scripts/cluster.sh up or start $name brings it back"
             if [ "$name" = postgres ]; then rm -f "$STATE/pids/postgres.pid"; fi
             ;;
