@@ -79,8 +79,10 @@ impl Scenario {
             }
             Self::Soak => {
                 "Everything at once, for a while: contended load under every safe strategy in turn, and a random fault \
-                 every few seconds (a replica paused or killed, a Redis node or Postgres stopped). Whatever the clients \
-                 were told, the audit must find no seat double-sold and no acknowledged booking lost."
+                 every few seconds (a replica paused or killed, a Redis node or Postgres stopped). The audit must find no \
+                 acknowledged booking lost, and no seat double-sold under pessimistic, optimistic or fenced. distributed \
+                 and redlock may double-sell: a fault that stalls a lock holder past its TTL (Postgres down while it \
+                 waits to write) is a pause by another name."
             }
             Self::ReplicaCrash => {
                 "A replica killed mid-request takes its answers with it: nginx routes around the dead replica, and the \
