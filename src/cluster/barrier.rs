@@ -260,23 +260,43 @@ impl Barrier {
             return Err(Error::Conflict(format!("the cluster left epoch {} while this switch was preparing; try again", old.version)));
         };
         tx.commit().await?;
-        self.active.apply(new);
-        self.publish(&Message::Commit(new)).await?;
+        Ok(self.after_commit(started, old, new, expected, &acks_key, drained).await)
+    }
 
+    /// Announces the committed epoch and collects the replicas' reports. It
+    /// cannot fail: the switch has happened, and a replica that does not hear
+    /// of it is refused its next old-epoch write and catches up then.
+    async fn after_commit(
+        &self,
+        started: Instant,
+        old: Applied,
+        new: Applied,
+        expected: Vec<String>,
+        acks_key: &str,
+        drained: HashMap<String, String>,
+    ) -> Report {
+        self.active.apply(new);
+        if let Err(error) = self.publish(&Message::Commit(new)).await {
+            tracing::warn!(%error, "could not announce the new epoch; replicas catch up on their next write");
+        }
         let acked: Vec<String> = drained.keys().cloned().collect();
-        let applied = self.wait_for_acks(&acks_key, "applied:", &acked).await?;
+        let applied = self.wait_for_acks(acks_key, "applied:", &acked).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not read the replicas' reports of the switch");
+            HashMap::new()
+        });
         let mut replicas: Vec<ReplicaPause> = applied.values().filter_map(|json| serde_json::from_str(json).ok()).collect();
         replicas.sort_by(|a, b| a.instance.cmp(&b.instance));
-        let lagging = expected.into_iter().filter(|instance| !drained.contains_key(instance)).collect();
-        Ok(Report {
+        let switched: Vec<String> = replicas.iter().map(|replica| replica.instance.clone()).collect();
+        let lagging = expected.into_iter().filter(|instance| !switched.contains(instance)).collect();
+        Report {
             old,
             new,
-            switched: replicas.iter().map(|replica| replica.instance.clone()).collect(),
+            switched,
             lagging,
             pause: summarise(&replicas),
             replicas: replicas.into_iter().map(|replica| ReplicaPause { waits_ms: Vec::new(), ..replica }).collect(),
             took_ms: millis(started.elapsed()),
-        })
+        }
     }
 
     /// Polls the acknowledgements until every one of `expected` has given its
