@@ -295,6 +295,11 @@ pub struct FaultsConfig {
     /// The cluster's database, for the audit.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:55432/booking", hide_env_values = true)]
     pub database_url: String,
+    /// Append every answer the clients got to this file, as JSON lines for
+    /// `booking-service audit --history`; the scenarios' events are then kept
+    /// for that audit (delete them with DELETE /admin/events/{id}).
+    #[arg(long)]
+    pub history: Option<std::path::PathBuf>,
     /// How long `soak` runs, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub soak_secs: u64,

@@ -45,6 +45,7 @@ async fn faults(config: booking_service::config::FaultsConfig) -> anyhow::Result
         control: faults::control::Control::from_env(),
         database_url: config.database_url,
         soak: std::time::Duration::from_secs(config.soak_secs),
+        history_file: config.history,
     };
     let scenarios = if config.scenarios.is_empty() { faults::Scenario::ALL.to_vec() } else { config.scenarios };
     let mut reports = Vec::new();

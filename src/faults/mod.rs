@@ -105,6 +105,34 @@ pub struct Lab {
     pub database_url: String,
     /// How long `soak` runs.
     pub soak: std::time::Duration,
+    /// Where to append every answer the scenarios' clients got, as JSON
+    /// lines that `booking-service audit --history` reads.
+    pub history_file: Option<std::path::PathBuf>,
+}
+
+impl Lab {
+    /// Deletes a scenario's event, unless a history file is being written:
+    /// then `audit --history` needs the event's bookings later.
+    pub(crate) async fn clean_up(&self, event: i64) -> anyhow::Result<()> {
+        if self.history_file.is_none() {
+            let path = format!("/admin/events/{event}");
+            settled(|| self.lb.delete(&path)).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends `history` to the history file, if there is one.
+    pub(crate) fn save_history(&self, history: &load::History) -> anyhow::Result<()> {
+        let Some(path) = &self.history_file else { return Ok(()) };
+        let mut lines = String::new();
+        for entry in history.lines() {
+            lines.push_str(&serde_json::to_string(&entry)?);
+            lines.push('\n');
+        }
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        std::io::Write::write_all(&mut file, lines.as_bytes())?;
+        Ok(())
+    }
 }
 
 /// One strategy's row in a scenario's table.

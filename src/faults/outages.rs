@@ -65,6 +65,7 @@ impl Measured {
 /// Audits the event and the clients' history; the findings as text, and
 /// whether every invariant of a safe strategy held.
 async fn audit_with(lab: &Lab, event: i64, history: &History) -> anyhow::Result<(String, bool)> {
+    lab.save_history(history)?;
     let pool = sqlx::PgPool::connect(&lab.database_url).await.context("cannot reach the cluster's database for the audit")?;
     let mut findings = audit::check(&pool, Some(event)).await?;
     findings.extend(audit::check_history(&pool, &history.lines()).await?);
@@ -121,8 +122,7 @@ async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &
     let booked_during = history.confirmed_between(broken, healed_at);
     let recovered = history.first_booking_after(healed_at).map(|at| at - healed_at);
     let (audit, clean) = audit_with(lab, event, &history).await?;
-    let path = format!("/admin/events/{event}");
-    settled(|| lab.lb.delete(&path)).await?;
+    lab.clean_up(event).await?;
     Ok(Measured { history, booked_during, recovered, unready, audit, clean })
 }
 
@@ -258,7 +258,7 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
 
         let failures = history.lines().iter().filter(|e| e.status == 0 || e.status >= 500).count();
         let (database, clean) = audit_with(lab, event, &history).await?;
-        lab.lb.delete(&format!("/admin/events/{event}")).await?;
+        lab.clean_up(event).await?;
         let measured = Measured { history, booked_during: 0, recovered: None, unready: false, audit: database, clean };
         rows.push(Row {
             strategy: format!("{strategy} ({load_kind})"),

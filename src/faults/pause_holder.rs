@@ -84,7 +84,7 @@ pub async fn run(lab: &Lab) -> anyhow::Result<Vec<Row>> {
             as_taught,
         });
     }
-    lab.lb.delete(&format!("/admin/events/{event}")).await?;
+    lab.clean_up(event).await?;
     Ok(rows)
 }
 

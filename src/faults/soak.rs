@@ -96,12 +96,12 @@ pub async fn run(lab: &Lab, duration: Duration) -> anyhow::Result<Vec<Row>> {
 
 /// Audits one strategy's event and history into its row.
 async fn audited_row(lab: &Lab, strategy: StrategyName, event: i64, history: &History, faults: &[String]) -> anyhow::Result<Row> {
+    lab.save_history(history)?;
     let pool = sqlx::PgPool::connect(&lab.database_url).await?;
     let mut findings = audit::check(&pool, Some(event)).await?;
     findings.extend(audit::check_history(&pool, &history.lines()).await?);
     pool.close().await;
-    let path = format!("/admin/events/{event}");
-    settled(|| lab.lb.delete(&path)).await?;
+    lab.clean_up(event).await?;
 
     let lines = history.lines();
     let acknowledged = lines.iter().filter(|entry| entry.status == 200).count();

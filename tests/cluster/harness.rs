@@ -96,6 +96,7 @@ impl NativeCluster {
             control: faults::control::Control { script, env: self.env.clone() },
             database_url: format!("postgres://postgres@127.0.0.1:{pg_port}/booking"),
             soak: std::time::Duration::from_secs(15),
+            history_file: None,
         }
     }
 
