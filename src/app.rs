@@ -120,6 +120,10 @@ impl Application {
             heartbeat_interval,
             metrics,
             locking: config.locking.clone(),
+            idempotency: crate::idempotency::Settings {
+                ttl: Duration::from_secs(config.server.idempotency_ttl_secs),
+                in_flight: Duration::from_secs(config.server.idempotency_in_flight_secs),
+            },
         }));
         Ok(Self { listener, state, redis_client, pubsub, heartbeat, body_limit: config.server.body_limit_bytes, cancel })
     }
@@ -143,13 +147,14 @@ impl Application {
         let listener_task = tokio::spawn(cluster_listener.run(pubsub, cancel.clone()));
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
+        let expiry_task = tokio::spawn(crate::idempotency::expire_keys(state.db.clone(), cancel.clone()));
 
         let router = crate::http::router(state.clone(), body_limit);
         axum::serve(listener, router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
         tracing::info!("stopped accepting; in-flight requests finished");
 
         cancel.cancel();
-        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task);
+        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task, expiry_task);
         state.db.close().await;
         tracing::info!("replica stopped");
         Ok(())

@@ -87,6 +87,13 @@ pub struct ServerConfig {
     /// milliseconds; a replica waits as long for its own in-flight bookings.
     #[arg(long, env = "SWITCH_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub switch_timeout_ms: u64,
+    /// How long an Idempotency-Key is remembered, in seconds.
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_ttl_secs: u64,
+    /// How long a request may hold its Idempotency-Key before a retry may take
+    /// it over (the request is presumed dead), in seconds.
+    #[arg(long, env = "IDEMPOTENCY_IN_FLIGHT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_in_flight_secs: u64,
 }
 
 impl ServerConfig {

@@ -30,6 +30,10 @@ pub enum Error {
     /// 409: the request clashes with something under way (another switch).
     #[error("{0}")]
     Conflict(String),
+    /// 422: the request is well formed but cannot be processed (an
+    /// idempotency key reused with a different request).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 503: a backend (Postgres or a lock service) cannot be reached; nothing was written.
     #[error("{what} is unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
@@ -63,6 +67,7 @@ impl Error {
             Self::Json(rejection) => rejection.status(),
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

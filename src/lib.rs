@@ -12,6 +12,7 @@
 //! - [`app`]: build a replica (connect, migrate, bind) and run it until stopped.
 //! - [`state`]: what every request handler shares.
 //! - [`http`]: the HTTP API, one module per resource.
+//! - [`idempotency`]: the `Idempotency-Key` header: exactly-once booking across replicas.
 //! - [`strategy`]: the seven locking strategies, one file each, behind one trait.
 //! - [`storage`]: all seat and booking SQL, which every strategy calls, and the
 //!   cluster's strategy epoch that every booking's write checks.
@@ -38,6 +39,7 @@ pub mod faults;
 pub mod gauges;
 pub mod healthcheck;
 pub mod http;
+pub mod idempotency;
 pub mod keys;
 pub mod lab;
 pub mod metrics;

@@ -69,6 +69,7 @@ fn describe() {
 /// Creates every counter series at 0, so a dashboard shows "0 double
 /// bookings" rather than "no data" before the first one happens.
 fn register_zeroes() {
+    counter!("idempotent_replays_total").absolute(0);
     for strategy in StrategyName::ALL.map(StrategyName::as_str) {
         for status in BookingStatus::ALL.map(BookingStatus::as_str) {
             counter!("bookings_total", "strategy" => strategy, "status" => status).absolute(0);
@@ -143,6 +144,10 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     counter!("http_requests_total", &labels).increment(1);
     histogram!("http_request_duration_seconds", &labels).record(started.elapsed());
     response
+}
+
+pub fn idempotent_replay() {
+    counter!("idempotent_replays_total").increment(1);
 }
 
 pub fn switch_pause(waited: Duration) {

@@ -38,6 +38,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// The hold, TTLs and waits this replica books with, as `GET /admin/strategy` shows them.
     pub locking: LockingConfig,
+    /// How long idempotency keys live, and how long a request may hold one.
+    pub idempotency: crate::idempotency::Settings,
 }
 
 impl Deref for AppState {

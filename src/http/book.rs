@@ -10,19 +10,23 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use crate::domain::{BookingStatus, Refusal, StrategyName};
 use crate::error::{Error, Result};
+use crate::idempotency::{self, Claimed};
 use crate::state::AppState;
+use crate::storage;
 use crate::strategy::{Booking, Outcome, Verdict};
 
 /// The longest customer id accepted (the seed lab's column width).
@@ -76,18 +80,26 @@ fn truncated(value: &str) -> String {
     value.chars().take(32).collect()
 }
 
-async fn book(State(state): State<AppState>, payload: Result<Json<BookRequest>, JsonRejection>) -> Result<Response> {
+async fn book(State(state): State<AppState>, headers: HeaderMap, payload: Result<Json<BookRequest>, JsonRejection>) -> Result<Response> {
+    let key = idempotency::key_from(&headers)?;
     let Json(request) = payload?;
     request.validate()?;
-    let pass = state.barrier.enter().await;
-    let applied = state.active.current();
-    let strategy = applied.name;
     let booking = Booking {
         event_id: request.event_id,
         seat_number: request.seat_number,
         customer_id: request.customer_id.trim().to_owned(),
         instance_id: state.instance_id.clone(),
+        idempotency_key: key.clone(),
     };
+    if let Some(key) = &key
+        && let Some(earlier) = claim(&state, key, &booking).await?
+    {
+        return Ok(earlier);
+    }
+
+    let pass = state.barrier.enter().await;
+    let applied = state.active.current();
+    let strategy = applied.name;
     let span = tracing::info_span!(
         "book",
         %strategy,
@@ -97,33 +109,121 @@ async fn book(State(state): State<AppState>, payload: Result<Json<BookRequest>, 
         instance = %state.instance_id,
     );
     let started = Instant::now();
-    // A spawned task runs to the end even if the client hangs up, and holds
-    // the gate's pass until then, so a switch waits for it.
+    // A spawned task runs to the end even if the client hangs up: it holds
+    // the gate's pass until then, so a switch waits for it, and it stores the
+    // answer under the idempotency key for a retry to find.
     let task = {
         let state = state.clone();
-        let booking = booking.clone();
         tokio::spawn(
             async move {
                 let outcome = state.strategies.book(applied, &state.db, &booking).await;
                 drop(pass);
-                outcome
+                let outcome = match outcome {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        if let Some(key) = &booking.idempotency_key
+                            && let Err(release) = storage::idempotency::release(&state.db, key).await
+                        {
+                            tracing::warn!(%release, "could not release the idempotency key; a retry waits for the in-flight limit");
+                        }
+                        return Err(error);
+                    }
+                };
+                if let Some(cluster) = outcome.cluster {
+                    // This replica missed a switch: catch up now, so the
+                    // next booking runs under the cluster's strategy.
+                    state.active.apply(cluster);
+                }
+                let (status, body) = answer(strategy, &booking, &outcome);
+                crate::metrics::booking_finished(strategy, booking_status(&outcome), refusal(&outcome), started.elapsed());
+                if let Some(key) = &booking.idempotency_key
+                    && let Err(error) = storage::idempotency::store_answer(&state.db, key, status.as_u16(), &body).await
+                {
+                    tracing::warn!(%error, "could not store the answer under the idempotency key; a retry rebuilds it");
+                }
+                Ok((status, body))
             }
             .instrument(span),
         )
     };
-    let outcome = task.await.map_err(|error| anyhow::anyhow!("booking task failed: {error}"))??;
-    if let Some(cluster) = outcome.cluster {
-        // This replica missed a switch: catch up now, so the next booking runs
-        // under the cluster's strategy.
-        state.active.apply(cluster);
-    }
-    Ok(respond(strategy, &booking, outcome, started))
+    let (status, body) = task.await.map_err(|error| anyhow::anyhow!("booking task failed: {error}"))??;
+    Ok((status, Json(body)).into_response())
 }
 
-fn respond(strategy: StrategyName, booking: &Booking, outcome: Outcome, started: Instant) -> Response {
+/// The canonical form of a request, to tell a retry from another request
+/// sent with the same key.
+fn fingerprint(booking: &Booking) -> String {
+    serde_json::json!([booking.event_id, booking.seat_number, booking.customer_id]).to_string()
+}
+
+/// Claims the request's key; `Some` answer when the request must not book
+/// (a replay, a key in use, a key reused for another request).
+async fn claim(state: &AppState, key: &str, booking: &Booking) -> Result<Option<Response>> {
+    let claimed = idempotency::claim(&state.db, key, &fingerprint(booking), state.idempotency).await?;
+    let (status, body) = match claimed {
+        Claimed::Proceed => return Ok(None),
+        Claimed::Mismatch => {
+            return Err(Error::Unprocessable(format!(
+                "Idempotency-Key {key:?} was first used with a different request (event, seat or customer); use a new key"
+            )));
+        }
+        Claimed::InProgress { retry_after } => {
+            let body = json!({
+                "status": "failed",
+                "reason": "request_in_progress",
+                "message": format!("A request with Idempotency-Key {key:?} is still running; retry in {} s", retry_after.as_secs()),
+                "seat_number": booking.seat_number,
+                "customer_id": booking.customer_id,
+            });
+            let mut response = (StatusCode::CONFLICT, Json(body)).into_response();
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
+            return Ok(Some(response));
+        }
+        Claimed::Replay { status, body } => (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body),
+        Claimed::Booked { booking_id } => {
+            // Booked, but the request died before its answer was stored:
+            // the answer is rebuilt from the booking row.
+            let mut conn = state.db.acquire().await?;
+            let row = storage::idempotency::booked_row(&mut conn, booking_id).await?.context("the key's booking is gone")?;
+            let strategy: StrategyName = row.locking_strategy.parse().map_err(anyhow::Error::msg)?;
+            let original = Booking { instance_id: row.instance_id.clone(), ..booking.clone() };
+            let outcome = Outcome {
+                verdict: Verdict::Booked(storage::Recorded { booking_id, holders: row.holders }),
+                attempts: (strategy == StrategyName::Optimistic).then_some(row.attempts as u32),
+                fencing_token: row.fencing_token,
+                cluster: None,
+            };
+            let (status, body) = answer(strategy, &original, &outcome);
+            storage::idempotency::store_answer(&state.db, key, status.as_u16(), &body).await?;
+            (status, body)
+        }
+    };
+    crate::metrics::idempotent_replay();
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(idempotency::REPLAYED, HeaderValue::from_static("true"));
+    Ok(Some(response))
+}
+
+fn booking_status(outcome: &Outcome) -> BookingStatus {
+    match outcome.verdict {
+        Verdict::Booked(recorded) if recorded.holders > 1 => BookingStatus::DoubleBooked,
+        Verdict::Booked(_) => BookingStatus::Confirmed,
+        Verdict::Refused(_) => BookingStatus::Failed,
+    }
+}
+
+fn refusal(outcome: &Outcome) -> Option<Refusal> {
+    match outcome.verdict {
+        Verdict::Refused(refusal) => Some(refusal),
+        Verdict::Booked(_) => None,
+    }
+}
+
+/// The answer to a booking: its status code and body.
+fn answer(strategy: StrategyName, booking: &Booking, outcome: &Outcome) -> (StatusCode, Value) {
     let seat = &booking.seat_number;
     let mut body = Map::new();
-    let (status_code, status, reason) = match outcome.verdict {
+    let status_code = match outcome.verdict {
         Verdict::Booked(recorded) if recorded.holders > 1 => {
             body.insert("booking_id".into(), recorded.booking_id.into());
             body.insert("booking_count".into(), recorded.holders.into());
@@ -131,21 +231,20 @@ fn respond(strategy: StrategyName, booking: &Booking, outcome: Outcome, started:
                 "message".into(),
                 format!("Seat {seat} is now held by {} bookings: {strategy} let the race through", recorded.holders).into(),
             );
-            (StatusCode::OK, BookingStatus::DoubleBooked, None)
+            StatusCode::OK
         }
         Verdict::Booked(recorded) => {
             body.insert("booking_id".into(), recorded.booking_id.into());
             body.insert("message".into(), format!("Seat {seat} booked for {}", booking.customer_id).into());
-            (StatusCode::OK, BookingStatus::Confirmed, None)
+            StatusCode::OK
         }
         Verdict::Refused(refusal) => {
             body.insert("reason".into(), refusal.as_str().into());
-            body.insert("message".into(), refusal_message(refusal, seat, &outcome).into());
-            (StatusCode::CONFLICT, BookingStatus::Failed, Some(refusal))
+            body.insert("message".into(), refusal_message(refusal, seat, outcome).into());
+            StatusCode::CONFLICT
         }
     };
-    crate::metrics::booking_finished(strategy, status, reason, started.elapsed());
-    body.insert("status".into(), status.as_str().into());
+    body.insert("status".into(), booking_status(outcome).as_str().into());
     body.insert("event_id".into(), booking.event_id.into());
     body.insert("seat_number".into(), seat.as_str().into());
     body.insert("customer_id".into(), booking.customer_id.as_str().into());
@@ -157,7 +256,7 @@ fn respond(strategy: StrategyName, booking: &Booking, outcome: Outcome, started:
     if let Some(token) = outcome.fencing_token {
         body.insert("fencing_token".into(), token.into());
     }
-    (status_code, Json(Value::Object(body))).into_response()
+    (status_code, Value::Object(body))
 }
 
 fn refusal_message(refusal: Refusal, seat: &str, outcome: &Outcome) -> String {

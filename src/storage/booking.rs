@@ -23,6 +23,9 @@ pub struct Attempt<'a> {
     pub instance_id: &'a str,
     pub attempts: i32,
     pub fencing_token: Option<i64>,
+    /// The request's idempotency key: the booking is linked to it in the
+    /// same transaction.
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// A booking that was written as the seat's holder.
@@ -120,6 +123,8 @@ async fn insert_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sqlx::R
              SELECT $1, $2, $3, CASE WHEN earlier.holders = 0 THEN 'confirmed' ELSE 'double_booked' END, $4, $5, $6, $7
              FROM earlier
              RETURNING id
+         ), linked AS (
+             UPDATE idempotency_keys SET booking_id = (SELECT id FROM inserted) WHERE key = $8
          )
          SELECT inserted.id, earlier.holders + 1 FROM inserted, earlier",
     )
@@ -130,6 +135,7 @@ async fn insert_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sqlx::R
     .bind(attempt.instance_id)
     .bind(attempt.attempts)
     .bind(attempt.fencing_token)
+    .bind(attempt.idempotency_key)
     .fetch_one(conn)
     .await?;
     Ok(Recorded { booking_id, holders })

@@ -8,10 +8,12 @@
 //! - [`seats`]: events and seats, read and reset.
 //! - [`booking`]: the one write every booking ends with, seat and booking row together.
 //! - [`epoch`]: the cluster's strategy epoch, which that write checks.
+//! - [`idempotency`]: idempotency keys, what they claimed and what they answered.
 //! - [`stats`]: double bookings and counts by outcome.
 
 pub mod booking;
 pub mod epoch;
+pub mod idempotency;
 pub mod seats;
 pub mod stats;
 

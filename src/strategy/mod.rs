@@ -64,6 +64,8 @@ pub struct Booking {
     pub seat_number: String,
     pub customer_id: String,
     pub instance_id: String,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
 }
 
 /// Shared by every strategy: the database, the simulated payment step, and
@@ -88,6 +90,7 @@ impl Ctx<'_> {
             instance_id: &self.booking.instance_id,
             attempts: 1,
             fencing_token: None,
+            idempotency_key: self.booking.idempotency_key.as_deref(),
         }
     }
 

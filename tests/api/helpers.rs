@@ -51,6 +51,8 @@ pub struct Options {
     pub lock_wait_ms: u64,
     pub optimistic_max_retries: u32,
     pub switch_timeout_ms: u64,
+    pub idempotency_ttl_secs: u64,
+    pub idempotency_in_flight_secs: u64,
     /// Drops the test's database when the last holder (the test's replicas
     /// and their options) is gone, panicking tests included.
     pub _database: Arc<TestDatabase>,
@@ -73,6 +75,8 @@ impl Default for Options {
             lock_wait_ms: 0,
             optimistic_max_retries: 3,
             switch_timeout_ms: 1000,
+            idempotency_ttl_secs: 86_400,
+            idempotency_in_flight_secs: 30,
         }
     }
 }
@@ -93,6 +97,8 @@ impl Options {
             format!("--optimistic-max-retries={}", self.optimistic_max_retries),
             "--heartbeat-interval-ms=200".to_owned(),
             format!("--switch-timeout-ms={}", self.switch_timeout_ms),
+            format!("--idempotency-ttl-secs={}", self.idempotency_ttl_secs),
+            format!("--idempotency-in-flight-secs={}", self.idempotency_in_flight_secs),
             "--database-max-connections=15".to_owned(),
         ];
         if !self.redlock_urls.is_empty() {
@@ -156,6 +162,21 @@ impl TestApp {
             .await
             .expect("request failed");
         read(response).await
+    }
+
+    /// A booking with an `Idempotency-Key`; the answer, and whether it was a replay.
+    pub async fn book_with_key(&self, seat: &str, customer: &str, key: &str) -> (StatusCode, Value, bool) {
+        let response = self
+            .client
+            .post(format!("{}/book", self.address))
+            .header("idempotency-key", key)
+            .json(&json!({ "event_id": 1, "seat_number": seat, "customer_id": customer }))
+            .send()
+            .await
+            .expect("request failed");
+        let replayed = response.headers().get("idempotent-replayed").is_some_and(|value| value == "true");
+        let (status, body) = read(response).await;
+        (status, body, replayed)
     }
 
     pub async fn book(&self, seat: &str, customer: &str) -> (StatusCode, Value) {

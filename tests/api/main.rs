@@ -9,6 +9,7 @@ mod cluster;
 mod events;
 mod faults;
 mod health;
+mod idempotency;
 mod integrity;
 mod races;
 mod switching;

@@ -15,7 +15,7 @@ async fn flipping_among_the_safe_strategies_under_contended_load_double_books_no
     let cluster = NativeCluster::up_with(3, &[("HOLD_MS", "50")]);
     let settings = flip::Settings {
         strategies: StrategyName::SAFE.to_vec(),
-        duration: Duration::from_secs(5),
+        duration: Duration::from_secs(6),
         concurrency: 32,
         contenders: 4,
         interval: Duration::from_millis(300),
@@ -24,7 +24,9 @@ async fn flipping_among_the_safe_strategies_under_contended_load_double_books_no
     let report = flip::run(&cluster.client(), &settings).await.expect("flip run");
 
     let context = format!("{report:#?}\n{}", cluster.logs());
-    assert!(report.switches >= 10, "{context}");
+    // Nominally one switch every 300 ms; on a busy machine a switch itself
+    // takes a while, so the margin is wide.
+    assert!(report.switches >= 5, "the strategy did flip under the load: {context}");
     assert_eq!(report.failed_switches, 0, "{context}");
     assert_eq!(report.errors, 0, "{context}");
     assert!(report.confirmed > 100, "the load did book: {context}");

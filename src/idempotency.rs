@@ -1,0 +1,138 @@
+//! Exactly-once booking: the `Idempotency-Key` header.
+//!
+//! A client that gets no answer (its replica died, the connection dropped)
+//! cannot tell whether it booked. With a key it can simply send the same
+//! request again, to any replica: the first request with a key claims it in
+//! Postgres; the booking's own transaction records the booking the key made
+//! (so a crash leaves both or neither); the answer is stored once it is
+//! known; and every later request with the key gets that answer back, with
+//! `Idempotent-Replayed: true`, and books nothing. Following the IETF draft
+//! "The Idempotency-Key HTTP Header Field" and Stripe's API:
+//! - the same key with a different request is refused (422);
+//! - the same key while its first request still runs gets 409
+//!   `request_in_progress`; a claim older than the in-flight limit belongs to
+//!   a request that died, and the next retry takes it over;
+//! - keys expire (24 h by default) and a background task deletes them.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::storage::idempotency as store;
+
+pub const HEADER: &str = "idempotency-key";
+/// Set on an answer that was replayed, not produced anew.
+pub const REPLAYED: &str = "idempotent-replayed";
+const MAX_LEN: usize = 255;
+
+/// How long keys live, and how long a request may hold one.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub ttl: Duration,
+    pub in_flight: Duration,
+}
+
+/// The key, if the request has one; 400 naming the header when it is malformed.
+pub fn key_from(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(value) = headers.get(HEADER) else { return Ok(None) };
+    let key = value.to_str().ok().filter(|key| (1..=MAX_LEN).contains(&key.len()) && key.bytes().all(|b| (0x20..=0x7e).contains(&b)));
+    match key {
+        Some(key) => Ok(Some(key.to_owned())),
+        None => Err(Error::bad_request(format!("Idempotency-Key must be 1 to {MAX_LEN} printable ASCII characters"))),
+    }
+}
+
+/// What a request with a key may do.
+#[derive(Debug)]
+pub enum Claimed {
+    /// It holds the key: book.
+    Proceed,
+    /// The key already has an answer: send it again.
+    Replay { status: u16, body: Value },
+    /// The key booked, but its request died before its answer was stored.
+    Booked { booking_id: i64 },
+    /// Another request holds the key right now.
+    InProgress { retry_after: Duration },
+    /// The key was used with a different request.
+    Mismatch,
+}
+
+/// Claims `key` for the request whose canonical form is `fingerprint`.
+pub async fn claim(db: &PgPool, key: &str, fingerprint: &str, settings: Settings) -> Result<Claimed> {
+    if store::claim(db, key, fingerprint, settings.ttl.as_secs()).await? {
+        return Ok(Claimed::Proceed);
+    }
+    let Some(record) = store::find(db, key).await? else {
+        // Expired and deleted between the two statements: claim it afresh.
+        return Ok(if store::claim(db, key, fingerprint, settings.ttl.as_secs()).await? {
+            Claimed::Proceed
+        } else {
+            Claimed::InProgress { retry_after: Duration::from_secs(1) }
+        });
+    };
+    if record.fingerprint != fingerprint {
+        return Ok(Claimed::Mismatch);
+    }
+    if let (Some(status), Some(body)) = (record.status_code, record.response) {
+        return Ok(Claimed::Replay { status: status as u16, body });
+    }
+    if let Some(booking_id) = record.booking_id {
+        return Ok(Claimed::Booked { booking_id });
+    }
+    if store::take_over(db, key, settings.in_flight.as_secs()).await? {
+        tracing::info!(key, "taking over an idempotency key whose request died");
+        return Ok(Claimed::Proceed);
+    }
+    let held = Duration::from_secs_f64(record.claimed_secs_ago.max(0.0));
+    Ok(Claimed::InProgress { retry_after: settings.in_flight.saturating_sub(held).max(Duration::from_secs(1)) })
+}
+
+/// Deletes expired keys, a batch a minute, until `cancel` fires.
+pub async fn expire_keys(db: PgPool, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Small batches, SKIP LOCKED: never in a booking's way.
+        loop {
+            match store::expire(&db, 1000).await {
+                Ok(1000) => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "could not delete expired idempotency keys");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    fn with_key(value: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, HeaderValue::from_bytes(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn keys_are_1_to_255_printable_ascii_characters() {
+        assert_eq!(key_from(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(key_from(&with_key(b"order-42 retry")).unwrap().as_deref(), Some("order-42 retry"));
+        assert!(key_from(&with_key("k".repeat(255).as_bytes())).unwrap().is_some());
+        for bad in [b"".to_vec(), "k".repeat(256).into_bytes(), b"tab\there".to_vec(), "caf\u{e9}".as_bytes().to_vec()] {
+            let error = key_from(&with_key(&bad)).unwrap_err();
+            assert!(error.to_string().contains("Idempotency-Key"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Idempotency keys in Postgres: claiming a key, and what it produced.
+
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+/// A key's row as a second request with the same key finds it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRecord {
+    pub fingerprint: String,
+    pub booking_id: Option<i64>,
+    pub status_code: Option<i32>,
+    pub response: Option<Value>,
+    /// Seconds since the request holding the key started.
+    pub claimed_secs_ago: f64,
+}
+
+/// Claims `key` for a new request: true when this request now holds it
+/// (a new key, or one that expired). Atomic across replicas: the primary key
+/// lets exactly one concurrent claim in.
+#[tracing::instrument(name = "db.claim_idempotency_key", skip_all)]
+pub async fn claim(pool: &PgPool, key: &str, fingerprint: &str, ttl_secs: u64) -> sqlx::Result<bool> {
+    let claimed: Option<String> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (key, fingerprint, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))
+         ON CONFLICT (key) DO UPDATE
+             SET fingerprint = EXCLUDED.fingerprint, booking_id = NULL, status_code = NULL, response = NULL,
+                 claimed_at = now(), expires_at = EXCLUDED.expires_at
+             WHERE idempotency_keys.expires_at < now()
+         RETURNING key",
+    )
+    .bind(key)
+    .bind(fingerprint)
+    .bind(ttl_secs as f64)
+    .fetch_optional(pool)
+    .await?;
+    Ok(claimed.is_some())
+}
+
+/// The key's row, when another request holds or held it.
+#[tracing::instrument(name = "db.idempotency_key", skip_all)]
+pub async fn find(pool: &PgPool, key: &str) -> sqlx::Result<Option<KeyRecord>> {
+    sqlx::query_as(
+        "SELECT fingerprint, booking_id, status_code, response,
+                extract(epoch FROM now() - claimed_at)::FLOAT8 AS claimed_secs_ago
+         FROM idempotency_keys WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Takes over a key whose request died: only if it is still unanswered,
+/// nothing was booked under it, and its claim is older than `in_flight_secs`.
+#[tracing::instrument(name = "db.take_over_idempotency_key", skip_all)]
+pub async fn take_over(pool: &PgPool, key: &str, in_flight_secs: u64) -> sqlx::Result<bool> {
+    let taken = sqlx::query(
+        "UPDATE idempotency_keys SET claimed_at = now()
+         WHERE key = $1 AND status_code IS NULL AND booking_id IS NULL
+           AND claimed_at < now() - make_interval(secs => $2)",
+    )
+    .bind(key)
+    .bind(in_flight_secs as f64)
+    .execute(pool)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Records the answer the key's request got.
+#[tracing::instrument(name = "db.store_idempotent_answer", skip_all)]
+pub async fn store_answer(pool: &PgPool, key: &str, status_code: u16, response: &Value) -> sqlx::Result<()> {
+    sqlx::query("UPDATE idempotency_keys SET status_code = $2, response = $3 WHERE key = $1")
+        .bind(key)
+        .bind(i32::from(status_code))
+        .bind(response)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Lets go of a key whose request wrote nothing (it failed with 503), so a
+/// retry can run at once.
+#[tracing::instrument(name = "db.release_idempotency_key", skip_all)]
+pub async fn release(pool: &PgPool, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND booking_id IS NULL AND status_code IS NULL")
+        .bind(key)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes up to `batch` expired keys; how many it deleted.
+#[tracing::instrument(name = "db.expire_idempotency_keys", skip_all)]
+pub async fn expire(pool: &PgPool, batch: i64) -> sqlx::Result<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM idempotency_keys WHERE key IN (
+             SELECT key FROM idempotency_keys WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(batch)
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// A booking as the answer to a replay needs it, when the request that made
+/// it died before its answer was stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BookedRow {
+    pub booking_id: i64,
+    pub holders: i64,
+    pub locking_strategy: String,
+    pub instance_id: String,
+    pub attempts: i32,
+    pub fencing_token: Option<i64>,
+}
+
+pub async fn booked_row(conn: &mut PgConnection, booking_id: i64) -> sqlx::Result<Option<BookedRow>> {
+    sqlx::query_as(
+        "SELECT b.id AS booking_id,
+                (SELECT count(*) FROM bookings h WHERE h.seat_id = b.seat_id AND h.status IN ('confirmed', 'double_booked')
+                   AND h.id <= b.id) AS holders,
+                b.locking_strategy, b.instance_id, b.attempts, b.fencing_token
+         FROM bookings b WHERE b.id = $1",
+    )
+    .bind(booking_id)
+    .fetch_optional(conn)
+    .await
+}
