@@ -79,7 +79,13 @@ fn the_proxy_settings_pass_tracing_headers_and_keep_alive() {
         assert!(proxy.contains(needle), "proxy.conf lacks {needle}");
     }
     let retry = proxy.lines().find(|line| line.starts_with("proxy_next_upstream ")).expect("proxy_next_upstream");
-    assert!(!retry.contains("non_idempotent"), "a POST already sent must never be replayed on another replica");
+    assert!(!retry.contains("non_idempotent"), "a POST without a key must never be replayed on another replica");
+    for config in ["nginx/native.conf.template", "nginx/docker.conf"] {
+        let text = std::fs::read_to_string(root().join(config)).unwrap();
+        assert!(text.contains("if ($http_idempotency_key)"), "{config}: keyed POSTs go to their own location");
+        let keyed = &text[text.find("location @book_with_key").expect("@book_with_key")..];
+        assert!(keyed.contains("non_idempotent") && keyed.contains("proxy_next_upstream_tries 2"), "{config}: retried once elsewhere");
+    }
 }
 
 #[test]

@@ -16,6 +16,13 @@ pub struct Answer {
 }
 
 impl Answer {
+    async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let instance = response.headers().get("x-instance-id").and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let body = response.json().await.unwrap_or(Value::Null);
+        Self { status, instance, body }
+    }
+
     /// `confirmed`, `double_booked`, `failed`, or `error` for anything else.
     pub fn outcome(&self) -> &str {
         match (self.status, self.body["status"].as_str()) {
@@ -153,19 +160,28 @@ impl LabClient {
         instance.map(str::to_owned).context("the answer has no X-Instance-Id")
     }
 
-    /// One booking; any HTTP answer is an `Answer`, only a transport failure is an error.
+    /// One booking with a fresh `Idempotency-Key`; any HTTP answer is an
+    /// `Answer`, only a transport failure is an error.
     pub async fn book(&self, event_id: i64, seat: &str, customer: &str) -> anyhow::Result<Answer> {
-        let response = self
-            .http
-            .post(format!("{}/book", self.base_url))
-            .json(&json!({ "event_id": event_id, "seat_number": seat, "customer_id": customer }))
-            .send()
-            .await
-            .with_context(|| self.unreachable())?;
-        let status = response.status();
-        let instance = response.headers().get("x-instance-id").and_then(|value| value.to_str().ok()).map(str::to_owned);
-        let body = response.json().await.unwrap_or(Value::Null);
-        Ok(Answer { status, instance, body })
+        self.book_with_key(event_id, seat, customer, &uuid::Uuid::new_v4().to_string()).await
+    }
+
+    /// One booking with the key `key`. A transport failure (no answer: the
+    /// replica died, nginx reloaded under a kept-alive connection) is retried
+    /// with the same key, so it can never book twice: up to three tries.
+    pub async fn book_with_key(&self, event_id: i64, seat: &str, customer: &str, key: &str) -> anyhow::Result<Answer> {
+        let body = json!({ "event_id": event_id, "seat_number": seat, "customer_id": customer });
+        let mut tries = 0;
+        let response = loop {
+            tries += 1;
+            let sent = self.http.post(format!("{}/book", self.base_url)).header("idempotency-key", key).json(&body).send().await;
+            match sent {
+                Ok(response) => break response,
+                Err(_) if tries < 3 => tokio::time::sleep(Duration::from_millis(50 * tries)).await,
+                Err(error) => return Err(error).with_context(|| self.unreachable()),
+            }
+        };
+        Ok(Answer::read(response).await)
     }
 }
 
