@@ -141,6 +141,22 @@ async fn insert_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sqlx::R
     Ok(Recorded { booking_id, holders })
 }
 
+/// The booking by which `customer_id` holds the seat, if they hold it.
+#[tracing::instrument(name = "db.holding", skip_all)]
+pub async fn holding(conn: &mut PgConnection, seat_id: i64, customer_id: &str) -> sqlx::Result<Option<Recorded>> {
+    let held: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT b.id, (SELECT count(*) FROM bookings h WHERE h.seat_id = $1 AND h.status IN ('confirmed', 'double_booked'))
+         FROM bookings b
+         WHERE b.seat_id = $1 AND b.customer_id = $2 AND b.status IN ('confirmed', 'double_booked')
+         ORDER BY b.id LIMIT 1",
+    )
+    .bind(seat_id)
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(held.map(|(booking_id, holders)| Recorded { booking_id, holders }))
+}
+
 /// Records an attempt that did not get the seat, and why.
 #[tracing::instrument(name = "db.record_failure", skip_all)]
 pub async fn record_failure(conn: &mut PgConnection, attempt: Attempt<'_>, reason: &str) -> sqlx::Result<i64> {

@@ -59,7 +59,7 @@ impl FencedLock {
             return ctx.refuse_with(&mut conn, attempt, Refusal::StaleToken).await;
         };
         if seat.is_booked {
-            return ctx.refuse_with(&mut conn, attempt, Refusal::SeatTaken).await;
+            return ctx.taken(&mut conn, attempt, &seat).await;
         }
         drop(conn);
         ctx.hold().await;

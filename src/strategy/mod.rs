@@ -132,6 +132,19 @@ impl Ctx<'_> {
         Ok(Outcome { verdict: Verdict::Refused(refusal), attempts: None, fencing_token: attempt.fencing_token, cluster: None })
     }
 
+    /// The seat is booked. If this customer holds it, booking it again is
+    /// answered with their booking (natural idempotency: no key needed, and
+    /// nothing is recorded); anyone else is refused `seat_taken`.
+    async fn taken(&self, conn: &mut PgConnection, attempt: storage::Attempt<'_>, seat: &Seat) -> Result<Outcome> {
+        let customer = self.booking.customer_id.as_str();
+        if seat.booked_by.as_deref() == Some(customer)
+            && let Some(recorded) = storage::holding(conn, seat.id, customer).await?
+        {
+            return Ok(Outcome::booked(recorded));
+        }
+        self.refuse_with(conn, attempt, Refusal::SeatTaken).await
+    }
+
     /// The booking's write, in the caller's transaction `tx` (the caller
     /// commits): seat and booking row together, if the booking's epoch is
     /// still the cluster's and the seat still matches `condition`.
@@ -168,7 +181,7 @@ impl Ctx<'_> {
             let mut conn = self.db.acquire().await?;
             let seat = self.seat(&mut conn).await?;
             if seat.is_booked {
-                return self.refuse(&mut conn, seat.id, Refusal::SeatTaken).await;
+                return self.taken(&mut conn, self.attempt(seat.id), &seat).await;
             }
             seat
         };

@@ -39,7 +39,7 @@ impl LockingStrategy for VersionCheck {
             let seat = ctx.seat(&mut *ctx.db.acquire().await?).await?;
             let attempt = storage::Attempt { attempts: attempts as i32, ..ctx.attempt(seat.id) };
             if seat.is_booked {
-                let outcome = ctx.refuse_with(&mut *ctx.db.acquire().await?, attempt, Refusal::SeatTaken).await?;
+                let outcome = ctx.taken(&mut *ctx.db.acquire().await?, attempt, &seat).await?;
                 return Ok(Outcome { attempts: Some(attempts), ..outcome });
             }
             // No connection is held during the hold: nothing is locked, the

@@ -34,7 +34,7 @@ impl LockingStrategy for RowLock {
             return Err(ctx.seat_not_found().await);
         };
         if seat.is_booked {
-            let outcome = ctx.refuse(&mut tx, seat.id, Refusal::SeatTaken).await?;
+            let outcome = ctx.taken(&mut tx, ctx.attempt(seat.id), &seat).await?;
             tx.commit().await?;
             return Ok(outcome);
         }

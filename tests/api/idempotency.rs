@@ -107,9 +107,27 @@ async fn keys_expire_and_expired_keys_are_deleted() {
     }
     assert_eq!(count(&app.options, "SELECT count(*) FROM idempotency_keys").await, 0, "the expired key is deleted");
 
-    // Expired, the key is new again: the request runs (and finds its own seat taken).
+    // Expired, the key is new again: the request runs, and finds that alice
+    // already holds the seat (natural idempotency), with no new booking.
     let (status, body, replayed) = app.book_with_key("A1", "alice", "short-lived").await;
     assert!(!replayed, "{body}");
-    assert_eq!((status, &body["reason"]), (StatusCode::CONFLICT, &serde_json::json!("seat_taken")), "{body}");
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &serde_json::json!("confirmed")), "{body}");
+    assert_eq!(count(&app.options, "SELECT count(*) FROM bookings").await, 1);
     pool.close().await;
+}
+
+#[tokio::test]
+async fn a_customer_who_books_a_seat_they_hold_gets_their_booking_back_without_a_key() {
+    for strategy in ["none", "mutex", "pessimistic", "optimistic", "distributed", "redlock", "fenced"] {
+        let app = spawn_app_with(Options { strategy, hold_ms: 0, ..Options::default() }).await;
+        let (status, first) = app.book("A1", "alice").await;
+        assert_eq!(status, StatusCode::OK, "{strategy}: {first}");
+
+        let (status, again) = app.book("A1", "alice").await;
+        assert_eq!(status, StatusCode::OK, "{strategy}: {again}");
+        assert_eq!(again["booking_id"], first["booking_id"], "{strategy}: the same booking");
+        let (status, other) = app.book("A1", "bob").await;
+        assert_eq!((status, &other["reason"]), (StatusCode::CONFLICT, &serde_json::json!("seat_taken")), "{strategy}");
+        assert_eq!(count(&app.options, "SELECT count(*) FROM bookings WHERE status <> 'failed'").await, 1, "{strategy}");
+    }
 }
