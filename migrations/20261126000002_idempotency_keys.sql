@@ -17,6 +17,10 @@ CREATE TABLE idempotency_keys (
     -- When the request that holds the key started; a claim older than the
     -- in-flight limit belongs to a request that died, and may be taken over.
     claimed_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- The replica process that holds the key: it holds the session advisory
+    -- lock (IDEMPOTENCY_LOCK_CLASS, owner) for as long as it lives, so a
+    -- retry can tell at once that the owner died and take the key over.
+    owner       INTEGER,
     expires_at  TIMESTAMPTZ NOT NULL
 );
 

@@ -123,6 +123,7 @@ impl Application {
             idempotency: crate::idempotency::Settings {
                 ttl: Duration::from_secs(config.server.idempotency_ttl_secs),
                 in_flight: Duration::from_secs(config.server.idempotency_in_flight_secs),
+                owner: rand::random(),
             },
         }));
         Ok(Self { listener, state, redis_client, pubsub, heartbeat, body_limit: config.server.body_limit_bytes, cancel })
@@ -148,13 +149,14 @@ impl Application {
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
         let expiry_task = tokio::spawn(crate::idempotency::expire_keys(state.db.clone(), cancel.clone()));
+        let liveness_task = tokio::spawn(crate::idempotency::hold_liveness(state.db.clone(), state.idempotency.owner, cancel.clone()));
 
         let router = crate::http::router(state.clone(), body_limit);
         axum::serve(listener, router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
         tracing::info!("stopped accepting; in-flight requests finished");
 
         cancel.cancel();
-        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task, expiry_task);
+        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task, expiry_task, liveness_task);
         state.db.close().await;
         tracing::info!("replica stopped");
         Ok(())

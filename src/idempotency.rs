@@ -14,7 +14,7 @@
 //!   a request that died, and the next retry takes it over;
 //! - keys expire (24 h by default) and a background task deletes them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use serde_json::Value;
@@ -29,12 +29,19 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 const MAX_LEN: usize = 255;
 
-/// How long keys live, and how long a request may hold one.
+/// How long keys live, how long a request may hold one, and who this
+/// replica is.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub ttl: Duration,
     pub in_flight: Duration,
+    /// This replica process's liveness number (see [`hold_liveness`]).
+    pub owner: i32,
 }
+
+/// How long a request waits for the first request with its key to finish
+/// (or for its owner to be found dead) before it answers `request_in_progress`.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(2);
 
 /// The key, if the request has one; 400 naming the header when it is malformed.
 pub fn key_from(headers: &HeaderMap) -> Result<Option<String>> {
@@ -61,34 +68,69 @@ pub enum Claimed {
     Mismatch,
 }
 
-/// Claims `key` for the request whose canonical form is `fingerprint`.
+/// Claims `key` for the request whose canonical form is `fingerprint`,
+/// waiting up to [`WAIT_FOR_FIRST`] for an earlier request with the key to
+/// finish or to be found dead.
 pub async fn claim(db: &PgPool, key: &str, fingerprint: &str, settings: Settings) -> Result<Claimed> {
-    if store::claim(db, key, fingerprint, settings.ttl.as_secs()).await? {
-        return Ok(Claimed::Proceed);
+    let deadline = Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        if store::claim(db, key, fingerprint, settings.ttl.as_secs(), settings.owner).await? {
+            return Ok(Claimed::Proceed);
+        }
+        // None: expired and deleted between the two statements; claim again.
+        if let Some(record) = store::find(db, key).await? {
+            if record.fingerprint != fingerprint {
+                return Ok(Claimed::Mismatch);
+            }
+            if let (Some(status), Some(body)) = (record.status_code, record.response) {
+                return Ok(Claimed::Replay { status: status as u16, body });
+            }
+            if let Some(booking_id) = record.booking_id {
+                return Ok(Claimed::Booked { booking_id });
+            }
+            if store::take_over(db, key, settings.in_flight.as_secs(), settings.owner).await? {
+                tracing::info!(key, "took over an idempotency key whose request died");
+                return Ok(Claimed::Proceed);
+            }
+            if Instant::now() >= deadline {
+                let held = Duration::from_secs_f64(record.claimed_secs_ago.max(0.0));
+                return Ok(Claimed::InProgress { retry_after: settings.in_flight.saturating_sub(held).max(Duration::from_secs(1)) });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let Some(record) = store::find(db, key).await? else {
-        // Expired and deleted between the two statements: claim it afresh.
-        return Ok(if store::claim(db, key, fingerprint, settings.ttl.as_secs()).await? {
-            Claimed::Proceed
-        } else {
-            Claimed::InProgress { retry_after: Duration::from_secs(1) }
-        });
-    };
-    if record.fingerprint != fingerprint {
-        return Ok(Claimed::Mismatch);
+}
+
+/// Holds this replica's liveness lock for as long as the process lives, on a
+/// connection taken out of the pool for it: when the process dies, Postgres
+/// ends the session and frees the lock, and a retry of a request the replica
+/// was serving takes its key over at once. Re-takes the lock after Postgres
+/// restarts; stops when `cancel` fires.
+pub async fn hold_liveness(db: PgPool, owner: i32, cancel: CancellationToken) {
+    loop {
+        let held = hold_liveness_once(&db, owner);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            result = held => if let Err(error) = result {
+                tracing::warn!(%error, "lost the idempotency liveness lock; taking it again");
+            },
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
-    if let (Some(status), Some(body)) = (record.status_code, record.response) {
-        return Ok(Claimed::Replay { status: status as u16, body });
+}
+
+/// Takes the liveness lock and keeps its session alive; returns only when
+/// the session breaks.
+async fn hold_liveness_once(db: &PgPool, owner: i32) -> anyhow::Result<()> {
+    let mut conn = db.acquire().await?.detach();
+    anyhow::ensure!(store::hold_liveness(&mut conn, owner).await?, "liveness lock {owner} is held by another session");
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
     }
-    if let Some(booking_id) = record.booking_id {
-        return Ok(Claimed::Booked { booking_id });
-    }
-    if store::take_over(db, key, settings.in_flight.as_secs()).await? {
-        tracing::info!(key, "taking over an idempotency key whose request died");
-        return Ok(Claimed::Proceed);
-    }
-    let held = Duration::from_secs_f64(record.claimed_secs_ago.max(0.0));
-    Ok(Claimed::InProgress { retry_after: settings.in_flight.saturating_sub(held).max(Duration::from_secs(1)) })
 }
 
 /// Deletes expired keys, a batch a minute, until `cancel` fires.

@@ -3,6 +3,17 @@
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+/// The advisory lock class of replica liveness: each replica process holds
+/// the session lock (CLASS, its owner number) on a connection of its own for
+/// as long as it lives. When the process dies, Postgres ends the session and
+/// the lock is free: whoever finds it free knows the owner is gone.
+pub const LIVENESS_LOCK_CLASS: i32 = 0x6964_656d; // "idem"
+
+/// Takes this replica's liveness lock on its own connection; true when held.
+pub async fn hold_liveness(conn: &mut PgConnection, owner: i32) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)").bind(LIVENESS_LOCK_CLASS).bind(owner).fetch_one(conn).await
+}
+
 /// A key's row as a second request with the same key finds it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRecord {
@@ -18,19 +29,20 @@ pub struct KeyRecord {
 /// (a new key, or one that expired). Atomic across replicas: the primary key
 /// lets exactly one concurrent claim in.
 #[tracing::instrument(name = "db.claim_idempotency_key", skip_all)]
-pub async fn claim(pool: &PgPool, key: &str, fingerprint: &str, ttl_secs: u64) -> sqlx::Result<bool> {
+pub async fn claim(pool: &PgPool, key: &str, fingerprint: &str, ttl_secs: u64, owner: i32) -> sqlx::Result<bool> {
     let claimed: Option<String> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (key, fingerprint, expires_at)
-         VALUES ($1, $2, now() + make_interval(secs => $3))
+        "INSERT INTO idempotency_keys (key, fingerprint, expires_at, owner)
+         VALUES ($1, $2, now() + make_interval(secs => $3), $4)
          ON CONFLICT (key) DO UPDATE
              SET fingerprint = EXCLUDED.fingerprint, booking_id = NULL, status_code = NULL, response = NULL,
-                 claimed_at = now(), expires_at = EXCLUDED.expires_at
+                 claimed_at = now(), expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner
              WHERE idempotency_keys.expires_at < now()
          RETURNING key",
     )
     .bind(key)
     .bind(fingerprint)
     .bind(ttl_secs as f64)
+    .bind(owner)
     .fetch_optional(pool)
     .await?;
     Ok(claimed.is_some())
@@ -49,17 +61,21 @@ pub async fn find(pool: &PgPool, key: &str) -> sqlx::Result<Option<KeyRecord>> {
     .await
 }
 
-/// Takes over a key whose request died: only if it is still unanswered,
-/// nothing was booked under it, and its claim is older than `in_flight_secs`.
+/// Takes over a key whose request died: only if it is still unanswered and
+/// nothing was booked under it, and either its owner's liveness lock is free
+/// (the replica is gone) or its claim is older than `in_flight_secs`.
 #[tracing::instrument(name = "db.take_over_idempotency_key", skip_all)]
-pub async fn take_over(pool: &PgPool, key: &str, in_flight_secs: u64) -> sqlx::Result<bool> {
+pub async fn take_over(pool: &PgPool, key: &str, in_flight_secs: u64, owner: i32) -> sqlx::Result<bool> {
     let taken = sqlx::query(
-        "UPDATE idempotency_keys SET claimed_at = now()
+        "UPDATE idempotency_keys SET claimed_at = now(), owner = $3
          WHERE key = $1 AND status_code IS NULL AND booking_id IS NULL
-           AND claimed_at < now() - make_interval(secs => $2)",
+           AND (claimed_at < now() - make_interval(secs => $2)
+                OR (owner IS NOT NULL AND owner <> $3 AND pg_try_advisory_xact_lock_shared($4, owner)))",
     )
     .bind(key)
     .bind(in_flight_secs as f64)
+    .bind(owner)
+    .bind(LIVENESS_LOCK_CLASS)
     .execute(pool)
     .await?;
     Ok(taken.rows_affected() == 1)

@@ -63,7 +63,8 @@ async fn ten_concurrent_requests_with_one_key_book_once() {
 
 #[tokio::test]
 async fn a_key_whose_request_died_becomes_retryable_after_the_in_flight_limit() {
-    let app = spawn_app_with(Options { hold_ms: 0, idempotency_in_flight_secs: 1, ..Options::default() }).await;
+    // A 3 s in-flight limit: longer than the 2 s a request waits for the first.
+    let app = spawn_app_with(Options { hold_ms: 0, idempotency_in_flight_secs: 3, ..Options::default() }).await;
     let fingerprint = r#"[1,"A1","alice"]"#;
     let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
     // As a replica that died mid-request leaves it: claimed, no answer.
@@ -77,8 +78,8 @@ async fn a_key_whose_request_died_becomes_retryable_after_the_in_flight_limit() 
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["reason"], "request_in_progress", "{body}");
 
-    // The claim is older than the 1 s in-flight limit once that has passed.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The claim is older than the in-flight limit once that has passed.
+    let deadline = Instant::now() + Duration::from_secs(10);
     let (status, body) = loop {
         let (status, body, _) = app.book_with_key("A1", "alice", "died").await;
         if body["reason"] != "request_in_progress" || Instant::now() > deadline {

@@ -5,6 +5,7 @@
 mod harness;
 mod otlp;
 
+mod exactly_once;
 mod faults;
 mod lesson;
 mod load;
