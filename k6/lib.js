@@ -59,12 +59,18 @@ export function seatName(index) {
   return `${rowName}${seat}`;
 }
 
+// A fresh Idempotency-Key for every booking: a request that nginx has to
+// send again (its replica died) books once.
+function idempotencyKey(customer) {
+  return `${customer}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
 // Books a seat and counts the answer by what it says.
 export function book(eventId, seat, customer) {
   const response = http.post(
     `${BASE_URL}/book`,
     JSON.stringify({ event_id: eventId, seat_number: seat, customer_id: customer }),
-    JSON_HEADERS,
+    { headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey(customer) } },
   );
   const status = response.status === 200 || response.status === 409 ? response.json('status') : 'error';
   if (status === 'confirmed') confirmedAnswers.add(1);

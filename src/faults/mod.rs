@@ -85,9 +85,10 @@ impl Scenario {
                  waits to write) is a pause by another name."
             }
             Self::ReplicaCrash => {
-                "A replica killed mid-request takes its answers with it: nginx routes around the dead replica, and the \
-                 clients of the requests it was serving get an error and cannot tell whether they booked. The audit shows \
-                 that every booking a client was told about is in the database; `cluster.sh up` brings the replica back."
+                "A replica killed mid-request takes its answers with it. Without an Idempotency-Key its clients get an \
+                 error and cannot tell whether they booked. With one, nginx (or the client) sends the request again to \
+                 another replica, which takes the dead replica's key over and books exactly once: no client sees a \
+                 failure. The audit shows every acknowledged booking in the database; `cluster.sh up` brings the replica back."
             }
         }
     }

@@ -90,12 +90,23 @@ pub struct LabClient {
     http: reqwest::Client,
     /// Tries of a booking that got no answer (with the same key).
     tries: u64,
+    /// Whether bookings carry an `Idempotency-Key`.
+    keys: bool,
 }
 
 impl LabClient {
     pub fn new(base_url: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), http, tries: 3 })
+        Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), http, tries: 3, keys: true })
+    }
+
+    /// The same client, but bookings carry no key, and one that gets no
+    /// answer is not sent again (it could book twice): the client is left
+    /// not knowing.
+    pub fn without_keys(mut self) -> Self {
+        self.keys = false;
+        self.tries = 1;
+        self
     }
 
     /// The same client, but a booking that gets no answer is not sent again:
@@ -184,7 +195,11 @@ impl LabClient {
         let mut tries = 0;
         let response = loop {
             tries += 1;
-            let sent = self.http.post(format!("{}/book", self.base_url)).header("idempotency-key", key).json(&body).send().await;
+            let mut request = self.http.post(format!("{}/book", self.base_url)).json(&body);
+            if self.keys {
+                request = request.header("idempotency-key", key);
+            }
+            let sent = request.send().await;
             match sent {
                 Ok(response) => break response,
                 Err(_) if tries < self.tries => tokio::time::sleep(Duration::from_millis(50 * tries)).await,

@@ -42,7 +42,12 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                 assert_eq!(report.rows.len(), 7, "{table}");
                 assert!(report.rows.iter().all(|row| !row.clients_told.contains("×500")), "never a 500: {table}");
             }
-            Scenario::ReplicaCrash => assert_eq!(report.rows.len(), 2, "{table}"),
+            Scenario::ReplicaCrash => {
+                assert_eq!(report.rows.len(), 3, "{table}");
+                for row in report.rows.iter().filter(|row| row.strategy.contains("with keys")) {
+                    assert!(row.clients_told.ends_with("; 0 client-visible failure(s)"), "{table}");
+                }
+            }
             Scenario::Soak => {
                 assert_eq!(report.rows.len(), 5, "one row per safe strategy: {table}");
                 for row in &report.rows {
