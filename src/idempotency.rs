@@ -13,6 +13,16 @@
 //!   `request_in_progress`; a claim older than the in-flight limit belongs to
 //!   a request that died, and the next retry takes it over;
 //! - keys expire (24 h by default) and a background task deletes them.
+//!
+//! Why one key never books twice, under every strategy (`none` and `mutex`
+//! included): every strategy's final write is one transaction
+//! ([`crate::storage::booking::write_booking`]), and that transaction also
+//! sets the key's `booking_id`. A retry that finds the key with a booking
+//! rebuilds the answer from it instead of booking; one that finds none knows
+//! nothing was committed. A request whose replica died is recognised at once:
+//! each replica process holds a session advisory lock for its whole life
+//! ([`hold_liveness`]), which Postgres frees when the process's connections
+//! die, and a claim names the process that holds it.
 
 use std::time::{Duration, Instant};
 
