@@ -30,6 +30,16 @@ impl History {
         counts
     }
 
+    /// Answers by status as text (`16×200, 5×502, 1 no answer`), of the
+    /// statuses `keep` selects.
+    pub fn statuses(&self, keep: impl Fn(u16) -> bool) -> Vec<String> {
+        self.by_status()
+            .into_iter()
+            .filter(|(status, _)| keep(*status))
+            .map(|(status, count)| if status == 0 { format!("{count} no answer") } else { format!("{count}×{status}") })
+            .collect()
+    }
+
     /// Bookings confirmed (or double-booked) whose request was both sent and
     /// answered between `from` and `to`.
     pub fn confirmed_between(&self, from: Instant, to: Instant) -> usize {

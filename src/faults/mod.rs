@@ -20,6 +20,8 @@ pub mod soak;
 
 use std::fmt::Write;
 
+use anyhow::Context;
+
 use serde::Serialize;
 
 use crate::lab::client::LabClient;
@@ -120,6 +122,17 @@ impl Lab {
             settled(|| self.lb.delete(&path)).await?;
         }
         Ok(())
+    }
+
+    /// Saves `history` (see [`Lab::save_history`]) and audits the event's
+    /// rows and the clients' answers against the database.
+    pub(crate) async fn audit(&self, event: i64, history: &load::History) -> anyhow::Result<Vec<crate::audit::Finding>> {
+        self.save_history(history)?;
+        let pool = sqlx::PgPool::connect(&self.database_url).await.context("cannot reach the cluster's database for the audit")?;
+        let mut findings = crate::audit::check(&pool, Some(event)).await?;
+        findings.extend(crate::audit::check_history(&pool, &history.lines()).await?);
+        pool.close().await;
+        Ok(findings)
     }
 
     /// Appends `history` to the history file, if there is one.

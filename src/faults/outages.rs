@@ -41,13 +41,7 @@ struct Measured {
 
 impl Measured {
     fn statuses(&self) -> String {
-        let counts: Vec<String> = self
-            .history
-            .by_status()
-            .into_iter()
-            .map(|(status, count)| if status == 0 { format!("{count} no answer") } else { format!("{count}×{status}") })
-            .collect();
-        counts.join(", ")
+        self.history.statuses(|_| true).join(", ")
     }
 
     fn server_errors(&self) -> usize {
@@ -65,11 +59,7 @@ impl Measured {
 /// Audits the event and the clients' history; the findings as text, and
 /// whether every invariant of a safe strategy held.
 async fn audit_with(lab: &Lab, event: i64, history: &History) -> anyhow::Result<(String, bool)> {
-    lab.save_history(history)?;
-    let pool = sqlx::PgPool::connect(&lab.database_url).await.context("cannot reach the cluster's database for the audit")?;
-    let mut findings = audit::check(&pool, Some(event)).await?;
-    findings.extend(audit::check_history(&pool, &history.lines()).await?);
-    pool.close().await;
+    let findings = lab.audit(event, history).await?;
     let broken: Vec<String> = findings.iter().filter(|f| !f.expected).map(|f| format!("{:?} {}", f.kind, f.seat_number)).collect();
     let lost = findings.iter().filter(|f| f.kind == audit::Kind::LostAcknowledgement).count();
     let confirmed = history.lines().iter().filter(|e| e.outcome.as_deref() == Some("confirmed")).count();
@@ -261,22 +251,22 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         let failures = history.lines().iter().filter(|e| e.status == 0 || e.status >= 500).count();
         let (database, clean) = audit_with(lab, event, &history).await?;
         lab.clean_up(event).await?;
-        let measured = Measured { history, booked_during: 0, recovered: None, unready: false, audit: database, clean };
+        let statuses = history.statuses(|_| true).join(", ");
         rows.push(Row {
             strategy: format!("{strategy} ({load_kind})"),
             injected: "replica-2 killed (SIGKILL) under 16 clients through nginx".into(),
             clients_told: if keys {
-                format!("{}; {failures} client-visible failure(s)", measured.statuses())
+                format!("{statuses}; {failures} client-visible failure(s)")
             } else {
-                format!("{}; {failures} client-visible failure(s): did they book? they cannot know", measured.statuses())
+                format!("{statuses}; {failures} client-visible failure(s): did they book? they cannot know")
             },
-            database_holds: measured.audit.clone(),
+            database_holds: database,
             verdict: if served_again {
                 "nginx routed around it; `up` brought it back and it serves".into()
             } else {
                 "replica-2 did not serve again after `up`".into()
             },
-            as_taught: measured.clean && served_again && (!keys || failures == 0),
+            as_taught: clean && served_again && (!keys || failures == 0),
         });
     }
     Ok(rows)

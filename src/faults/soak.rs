@@ -96,21 +96,12 @@ pub async fn run(lab: &Lab, duration: Duration) -> anyhow::Result<Vec<Row>> {
 
 /// Audits one strategy's event and history into its row.
 async fn audited_row(lab: &Lab, strategy: StrategyName, event: i64, history: &History, faults: &[String]) -> anyhow::Result<Row> {
-    lab.save_history(history)?;
-    let pool = sqlx::PgPool::connect(&lab.database_url).await?;
-    let mut findings = audit::check(&pool, Some(event)).await?;
-    findings.extend(audit::check_history(&pool, &history.lines()).await?);
-    pool.close().await;
+    let findings = lab.audit(event, history).await?;
     lab.clean_up(event).await?;
 
     let lines = history.lines();
     let acknowledged = lines.iter().filter(|entry| entry.status == 200).count();
-    let failures: Vec<String> = history
-        .by_status()
-        .into_iter()
-        .filter(|(status, _)| *status == 0 || *status >= 500)
-        .map(|(status, count)| if status == 0 { format!("{count} no answer") } else { format!("{count}×{status}") })
-        .collect();
+    let failures = history.statuses(|status| status == 0 || status >= 500);
     let double = findings.iter().filter(|f| f.kind == audit::Kind::MultipleHolders).count();
     let lost = findings.iter().filter(|f| f.kind == audit::Kind::LostAcknowledgement).count();
     let other: Vec<String> = findings
