@@ -4,7 +4,10 @@ import { Counter } from 'k6/metrics';
 
 export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8000').replace(/\/$/, '');
 export const STRATEGIES = ['none', 'mutex', 'pessimistic', 'optimistic', 'distributed', 'redlock', 'fenced'];
-const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
+// With ADMIN_TOKEN set (as on the replicas), admin calls carry it.
+const ADMIN_AUTH = __ENV.ADMIN_TOKEN ? { Authorization: `Bearer ${__ENV.ADMIN_TOKEN}` } : {};
+export const ADMIN = { headers: ADMIN_AUTH };
+const JSON_HEADERS = { headers: { 'Content-Type': 'application/json', ...ADMIN_AUTH } };
 
 // A 409 is an answer, not a failure: the seat was taken or the lock was busy.
 http.setResponseCallback(http.expectedStatuses(200, 201, 409));
@@ -36,7 +39,7 @@ export function setStrategy(strategy) {
 }
 
 export function resetEvent(eventId) {
-  return must(http.post(`${BASE_URL}/admin/reset?event_id=${eventId}`, null), `resetting event ${eventId}`);
+  return must(http.post(`${BASE_URL}/admin/reset?event_id=${eventId}`, null, ADMIN), `resetting event ${eventId}`);
 }
 
 // An event with at least `seats` seats, 100 to a row (rows A..Z, AA..ZZ).
@@ -47,7 +50,7 @@ export function createEvent(name, seats) {
 }
 
 export function deleteEvent(eventId) {
-  http.del(`${BASE_URL}/admin/events/${eventId}`);
+  http.del(`${BASE_URL}/admin/events/${eventId}`, null, ADMIN);
 }
 
 // The name of the `index`-th seat of an event made by createEvent.
@@ -80,5 +83,5 @@ export function book(eventId, seat, customer) {
 }
 
 export function doubleBookings(eventId) {
-  return must(http.get(`${BASE_URL}/admin/double-bookings?event_id=${eventId}`), 'double bookings');
+  return must(http.get(`${BASE_URL}/admin/double-bookings?event_id=${eventId}`, ADMIN), 'double bookings');
 }

@@ -9,7 +9,7 @@
 // an answer came from a replica the cluster does not list.
 import http from 'k6/http';
 import { Counter } from 'k6/metrics';
-import { BASE_URL, replicasExpected } from './lib.js';
+import { ADMIN, BASE_URL, replicasExpected } from './lib.js';
 
 const MAX_REPLICAS = 10;
 const REPLICAS = replicasExpected();
@@ -27,7 +27,7 @@ export const options = {
 };
 
 export function setup() {
-  const cluster = http.get(`${BASE_URL}/admin/cluster`).json();
+  const cluster = http.get(`${BASE_URL}/admin/cluster`, ADMIN).json();
   const replicas = cluster.replicas.map((r) => r.instance_id).sort();
   replicas.forEach((id, i) => console.log(`replica_${i + 1} = ${id}`));
   return { replicas };

@@ -45,7 +45,11 @@ cluster_up() { # cluster_up HOLD_MS
     HOLD_MS=$1 "$ROOT/scripts/cluster.sh" up 3 >/dev/null
 }
 
-api() { curl -fsS -H 'Content-Type: application/json' "$@"; }
+api() { # curl with JSON, and the admin token when the replicas have one (ADMIN_TOKEN passes through)
+    local auth=()
+    if [ -n "${ADMIN_TOKEN:-}" ]; then auth=(-H "Authorization: Bearer $ADMIN_TOKEN"); fi
+    curl -fsS -H 'Content-Type: application/json' "${auth[@]}" "$@"
+}
 
 new_event() { # new_event NAME ROWS -> id
     api -X POST "$BASE/admin/events" -d "{\"name\":\"$1\",\"rows\":$2,\"seats_per_row\":$SEATS_PER_ROW}" | jq -r .event.id

@@ -21,7 +21,8 @@
 # the first is the main Redis, all serve Redlock), PROMETHEUS_PORT (9090),
 # CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here),
 # START_PROMETHEUS (yes; no skips it).
-# Replica settings such as HOLD_MS or LOCKING_STRATEGY pass through.
+# Replica settings such as HOLD_MS, LOCKING_STRATEGY or ADMIN_TOKEN pass
+# through.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -429,7 +430,7 @@ process_state() { # process_state PIDFILE: up, paused or down
 }
 
 cmd_status() {
-    local i port state
+    local i port state health
     printf '%-12s %-22s %s\n' COMPONENT ADDRESS STATE
     state=$(process_state "$STATE/pids/postgres.pid")
     printf '%-12s %-22s %s\n' postgres "127.0.0.1:$PG_PORT" "$state"
@@ -441,8 +442,8 @@ cmd_status() {
         port=$(replica_port "$i")
         if is_paused "$STATE/pids/replica-$i.pid"; then
             state=paused
-        elif curl -fsS -m 2 "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
-            state="up, strategy $(curl -fsS "http://127.0.0.1:$port/admin/strategy" | sed -E 's/.*"strategy":"([a-z]+)".*/\1/')"
+        elif health=$(curl -fsS -m 2 "http://127.0.0.1:$port/health" 2>/dev/null); then
+            state="up, strategy $(sed -E 's/.*"strategy":"([a-z]+)".*/\1/' <<<"$health")"
         else
             state=down
         fi

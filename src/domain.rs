@@ -8,9 +8,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The name of a strategy, as clients send it and as the database stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyName {
     None,
@@ -76,14 +77,17 @@ impl FromStr for StrategyName {
 /// reset starts a new one. A booking remembers the epoch it started in, and
 /// its write commits only while that epoch is still the cluster's, so no
 /// booking can straddle a switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Applied {
     pub name: StrategyName,
+    /// The epoch: every switch and every reset starts a new one.
+    #[schema(minimum = 1)]
     pub version: u64,
 }
 
 /// `bookings.status`: what became of one attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     /// The seat's only holder.
     Confirmed,
@@ -106,7 +110,8 @@ impl BookingStatus {
 }
 
 /// Why an attempt did not get the seat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// The seat was already booked when this attempt looked.
     SeatTaken,

@@ -6,9 +6,11 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,6 +26,10 @@ pub enum Error {
     /// 400: a path segment is not what the route expects (e.g. a non-numeric id).
     #[error(transparent)]
     Path(#[from] PathRejection),
+    /// 401: an `/admin/*` request without the right `Authorization: Bearer`
+    /// token (only when `ADMIN_TOKEN` is set).
+    #[error("{0}")]
+    Unauthorized(String),
     /// 404: the named thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -37,6 +43,10 @@ pub enum Error {
     /// 503: a backend (Postgres or a lock service) cannot be reached; nothing was written.
     #[error("{what} is unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
+    /// 504: the request ran past `REQUEST_DEADLINE_MS`. A booking already
+    /// under way still finishes whole (or not at all) in its own task.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// 500: a bug or an unexpected backend failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -65,10 +75,12 @@ impl Error {
         match self {
             Self::BadRequest(_) | Self::Query(_) | Self::Path(_) => StatusCode::BAD_REQUEST,
             Self::Json(rejection) => rejection.status(),
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +135,26 @@ impl IntoResponse for Error {
             Self::Path(rejection) => rejection.body_text(),
             other => other.to_string(),
         };
-        (status, Json(json!({ "status": "error", "error": message }))).into_response()
+        let mut response = (status, Json(ErrorBody { status: ErrorStatus::Error, error: message })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="booking-admin""#));
+        }
+        response
     }
+}
+
+/// The body of every error answer, whatever its status.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"status": "error", "error": "event 99 does not exist"}))]
+pub struct ErrorBody {
+    pub status: ErrorStatus,
+    /// What went wrong, in words a client can act on.
+    pub error: String,
+}
+
+/// Always `error`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorStatus {
+    Error,
 }

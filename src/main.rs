@@ -40,8 +40,12 @@ async fn main() -> anyhow::Result<()> {
 
 async fn faults(config: booking_service::config::FaultsConfig) -> anyhow::Result<()> {
     let lab = faults::Lab {
-        lb: LabClient::new(&config.base_url)?,
-        replicas: config.replica_urls.iter().map(|url| LabClient::new(url)).collect::<anyhow::Result<_>>()?,
+        lb: LabClient::new(&config.base_url)?.with_admin_token(config.admin.token())?,
+        replicas: config
+            .replica_urls
+            .iter()
+            .map(|url| LabClient::new(url)?.with_admin_token(config.admin.token()))
+            .collect::<anyhow::Result<_>>()?,
         control: faults::control::Control::from_env(),
         database_url: config.database_url,
         soak: std::time::Duration::from_secs(config.soak_secs),
@@ -84,7 +88,7 @@ async fn audit(config: booking_service::config::AuditConfig) -> anyhow::Result<(
 }
 
 async fn flip(config: booking_service::config::FlipConfig) -> anyhow::Result<()> {
-    let client = LabClient::new(&config.base_url)?;
+    let client = LabClient::new(&config.base_url)?.with_admin_token(config.admin.token())?;
     let settings = flip::Settings {
         strategies: if config.strategies.is_empty() { StrategyName::SAFE.to_vec() } else { config.strategies },
         duration: std::time::Duration::from_secs(config.duration_secs),
@@ -110,7 +114,7 @@ async fn flip(config: booking_service::config::FlipConfig) -> anyhow::Result<()>
 }
 
 async fn exercises(config: booking_service::config::ExercisesConfig) -> anyhow::Result<()> {
-    let client = LabClient::new(&config.base_url)?;
+    let client = LabClient::new(&config.base_url)?.with_admin_token(config.admin.token())?;
     let strategies = if config.strategies.is_empty() { StrategyName::ALL.to_vec() } else { config.strategies };
     let results = exercises::run(&client, &strategies, config.event_id, &config.seat, config.concurrency.into()).await?;
     if config.json {
@@ -137,7 +141,7 @@ async fn compare(config: booking_service::config::CompareConfig) -> anyhow::Resu
         config.duration_secs > 0.0 && config.duration_secs <= 600.0,
         "--duration-secs must be more than 0 and at most 600"
     );
-    let client = LabClient::new(&config.base_url)?;
+    let client = LabClient::new(&config.base_url)?.with_admin_token(config.admin.token())?;
     let strategies = if config.strategies.is_empty() { StrategyName::ALL.to_vec() } else { config.strategies };
     let settings = compare::Settings {
         duration: std::time::Duration::from_secs_f64(config.duration_secs),

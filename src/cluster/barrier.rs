@@ -68,7 +68,7 @@ pub struct Barrier {
 }
 
 /// One replica's account of a switch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplicaPause {
     pub instance: String,
     /// From `prepare` until its in-flight bookings had finished.
@@ -83,7 +83,7 @@ pub struct ReplicaPause {
 }
 
 /// How long bookings waited at the gates, over every replica.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct PauseSummary {
     pub paused_requests: usize,
     pub p50_ms: f64,
@@ -92,7 +92,7 @@ pub struct PauseSummary {
 }
 
 /// What a change through the barrier did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub old: Applied,
     pub new: Applied,

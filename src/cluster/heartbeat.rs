@@ -18,7 +18,7 @@ use super::Applied;
 use crate::keys::Keys;
 
 /// One replica as the cluster sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Replica {
     pub instance_id: String,
     pub address: String,

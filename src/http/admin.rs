@@ -2,80 +2,140 @@
 //! what happened (double bookings, stats, live replicas).
 //!
 //! Switching, resetting and deleting an event go through the switch barrier
-//! ([`crate::cluster::barrier`]): no booking runs across them.
+//! ([`crate::cluster::barrier`]): no booking runs across them. With
+//! `ADMIN_TOKEN` set, every route here wants it ([`super::admin_token`]).
 
-use axum::extract::Path;
-use axum::extract::rejection::PathRejection;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::events::unknown_event;
-use crate::cluster::barrier::Report;
-use crate::cluster::heartbeat::live_replicas;
-use crate::domain::StrategyName;
-use crate::error::{Error, Result};
+use super::events::{EventPath, unknown_event};
+use crate::cluster::barrier::{PauseSummary, ReplicaPause, Report};
+use crate::cluster::heartbeat::{Replica, live_replicas};
+use crate::domain::{Applied, StrategyName};
+use crate::error::{Error, ErrorBody, Result};
 use crate::state::AppState;
-use crate::storage;
+use crate::storage::{self, DoubleBooking, Event, Stats};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/strategy", get(strategy).post(set_strategy))
-        .route("/admin/reset", post(reset))
-        .route("/admin/double-bookings", get(double_bookings))
-        .route("/admin/stats", get(stats))
-        .route("/admin/cluster", get(cluster))
-        .route("/admin/events", post(create_event))
-        .route("/admin/events/{id}", delete(delete_event))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(strategy, set_strategy))
+        .routes(routes!(reset))
+        .routes(routes!(double_bookings))
+        .routes(routes!(stats))
+        .routes(routes!(cluster))
+        .routes(routes!(create_event))
+        .routes(routes!(delete_event))
 }
 
-async fn strategy(State(state): State<AppState>) -> Json<Value> {
+/// The strategy this replica applies, and the locking settings it runs with.
+#[derive(Serialize, ToSchema)]
+struct StrategyAnswer {
+    strategy: StrategyName,
+    /// The epoch this replica applies.
+    version: u64,
+    instance: String,
+    /// How long a booking holds its lock (or row) before writing, widening the race on purpose.
+    hold_ms: u64,
+    lock_ttl_ms: u64,
+    lock_wait_ms: u64,
+}
+
+/// The strategy this replica applies.
+#[utoipa::path(
+    get, path = "/admin/strategy", tag = "admin", operation_id = "getStrategy",
+    responses((status = OK, description = "This replica's strategy and locking settings", body = StrategyAnswer)),
+)]
+async fn strategy(State(state): State<AppState>) -> Json<StrategyAnswer> {
     let applied = state.active.current();
     let locking = &state.locking;
-    Json(json!({
-        "strategy": applied.name,
-        "version": applied.version,
-        "instance": state.instance_id,
-        "hold_ms": locking.hold_ms,
-        "lock_ttl_ms": locking.lock_ttl_ms,
-        "lock_wait_ms": locking.lock_wait_ms,
-    }))
+    Json(StrategyAnswer {
+        strategy: applied.name,
+        version: applied.version,
+        instance: state.instance_id.clone(),
+        hold_ms: locking.hold_ms,
+        lock_ttl_ms: locking.lock_ttl_ms,
+        lock_wait_ms: locking.lock_wait_ms,
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"strategy": "pessimistic"}))]
 struct StrategyRequest {
+    /// The strategy every replica switches to.
+    #[schema(value_type = StrategyName)]
     strategy: String,
 }
 
-/// Switches the whole cluster through the barrier; answers once every live
-/// replica has applied the new strategy (or was left behind, and says so).
-async fn set_strategy(State(state): State<AppState>, payload: Result<Json<StrategyRequest>, JsonRejection>) -> Result<Json<Value>> {
+/// What every change through the barrier reports.
+#[derive(Serialize, ToSchema)]
+struct BarrierAnswer {
+    /// The epoch the change started.
+    version: u64,
+    /// The replica that coordinated the change.
+    instance: String,
+    /// Replicas that drained their bookings and applied the change.
+    switched: Vec<String>,
+    /// Live replicas that did not acknowledge in time: the change went ahead
+    /// without them, and their bookings are refused until they catch up.
+    lagging: Vec<String>,
+    pause: PauseSummary,
+    replicas: Vec<ReplicaPause>,
+    took_ms: f64,
+}
+
+impl BarrierAnswer {
+    fn new(report: Report, instance: &str) -> Self {
+        Self {
+            version: report.new.version,
+            instance: instance.to_owned(),
+            switched: report.switched,
+            lagging: report.lagging,
+            pause: report.pause,
+            replicas: report.replicas,
+            took_ms: report.took_ms,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct SwitchAnswer {
+    old_strategy: StrategyName,
+    new_strategy: StrategyName,
+    message: String,
+    #[serde(flatten)]
+    barrier: BarrierAnswer,
+}
+
+/// Switches every replica's strategy together, through the barrier: answers
+/// once every live replica has applied it (or was left behind, and says so).
+#[utoipa::path(
+    post, path = "/admin/strategy", tag = "admin", operation_id = "setStrategy",
+    request_body = StrategyRequest,
+    responses(
+        (status = OK, description = "Switched; `lagging` names replicas left behind", body = SwitchAnswer),
+        (status = BAD_REQUEST, description = "Unknown strategy; the message lists the valid ones", body = ErrorBody),
+        (status = CONFLICT, description = "Another switch or reset is in progress", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres or Redis is down, or a booking held the epoch row too long; \
+            the old strategy stays everywhere", body = ErrorBody),
+    ),
+)]
+async fn set_strategy(State(state): State<AppState>, payload: Result<Json<StrategyRequest>, JsonRejection>) -> Result<Json<SwitchAnswer>> {
     let Json(request) = payload?;
     let name: StrategyName =
         request.strategy.trim().parse().map_err(|message: String| Error::bad_request(format!("strategy: {message}")))?;
     let report = state.barrier.switch(name).await?;
-    let mut answer = barrier_answer(&report, &state.instance_id);
-    answer["old_strategy"] = json!(report.old.name);
-    answer["new_strategy"] = json!(report.new.name);
-    answer["message"] = json!(switch_message(&report));
-    Ok(Json(answer))
-}
-
-/// What every change through the barrier answers with.
-fn barrier_answer(report: &Report, instance: &str) -> Value {
-    json!({
-        "version": report.new.version,
-        "instance": instance,
-        "switched": report.switched,
-        "lagging": report.lagging,
-        "pause": report.pause,
-        "replicas": report.replicas,
-        "took_ms": report.took_ms,
-    })
+    Ok(Json(SwitchAnswer {
+        old_strategy: report.old.name,
+        new_strategy: report.new.name,
+        message: switch_message(&report),
+        barrier: BarrierAnswer::new(report, &state.instance_id),
+    }))
 }
 
 fn switch_message(report: &Report) -> String {
@@ -99,55 +159,128 @@ fn switch_message(report: &Report) -> String {
     message
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct EventQuery {
+    /// The event (every event when absent; `reset` defaults to 1).
+    #[param(example = 1)]
     event_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ResetAnswer {
+    status: ResetStatus,
+    event_id: i64,
+    available_seats: i64,
+    message: String,
+    #[serde(flatten)]
+    barrier: BarrierAnswer,
+}
+
+/// Always `reset`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ResetStatus {
+    Reset,
 }
 
 /// Frees the event's seats, deletes its bookings and clears its locks, behind
 /// the barrier: no booking is in flight while it runs, and one on a replica
 /// that missed it cannot commit afterwards (the reset starts a new epoch).
-async fn reset(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
+#[utoipa::path(
+    post, path = "/admin/reset", tag = "admin", operation_id = "resetEvent",
+    params(EventQuery),
+    responses(
+        (status = OK, description = "Every seat of the event is free", body = ResetAnswer),
+        (status = BAD_REQUEST, description = "`event_id` is not an integer", body = ErrorBody),
+        (status = NOT_FOUND, description = "No event has this id", body = ErrorBody),
+        (status = CONFLICT, description = "A switch or another reset is in progress", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres or Redis is down", body = ErrorBody),
+    ),
+)]
+async fn reset(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<ResetAnswer>> {
     let Query(query) = query?;
     let event_id = query.event_id.unwrap_or(1);
     let report = change_event(&state, event_id, EventChange::Reset).await?;
     // Counted in the database: a load-test event can have 200 000 seats.
     let available = storage::available_seats(&state.db, Some(event_id)).await?.first().map_or(0, |(_, free)| *free);
     crate::metrics::available_seats(event_id, available);
-    let mut answer = barrier_answer(&report, &state.instance_id);
-    answer["status"] = json!("reset");
-    answer["event_id"] = json!(event_id);
-    answer["available_seats"] = json!(available);
-    answer["message"] = json!(format!("Event {event_id}: every seat is free, its bookings and locks are gone"));
-    Ok(Json(answer))
+    Ok(Json(ResetAnswer {
+        status: ResetStatus::Reset,
+        event_id,
+        available_seats: available,
+        message: format!("Event {event_id}: every seat is free, its bookings and locks are gone"),
+        barrier: BarrierAnswer::new(report, &state.instance_id),
+    }))
 }
 
-async fn double_bookings(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct DoubleBookings {
+    count: usize,
+    double_bookings: Vec<DoubleBooking>,
+}
+
+/// Seats that more than one booking holds: the lesson's evidence.
+#[utoipa::path(
+    get, path = "/admin/double-bookings", tag = "admin", operation_id = "doubleBookings",
+    params(EventQuery),
+    responses(
+        (status = OK, description = "Every double-booked seat with its holders", body = DoubleBookings),
+        (status = BAD_REQUEST, description = "`event_id` is not an integer", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres is down", body = ErrorBody),
+    ),
+)]
+async fn double_bookings(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<DoubleBookings>> {
     let Query(query) = query?;
     let found = storage::double_bookings(&state.db, query.event_id).await?;
-    Ok(Json(json!({ "count": found.len(), "double_bookings": found })))
+    Ok(Json(DoubleBookings { count: found.len(), double_bookings: found }))
 }
 
-async fn stats(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct StatsAnswer {
+    #[serde(flatten)]
+    stats: Stats,
+    current_strategy: StrategyName,
+    instance: String,
+}
+
+/// Booking attempts by outcome and reason, in all and per strategy.
+#[utoipa::path(
+    get, path = "/admin/stats", tag = "admin", operation_id = "stats",
+    params(EventQuery),
+    responses(
+        (status = OK, description = "Counts of attempts", body = StatsAnswer),
+        (status = BAD_REQUEST, description = "`event_id` is not an integer", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres is down", body = ErrorBody),
+    ),
+)]
+async fn stats(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<StatsAnswer>> {
     let Query(query) = query?;
     let stats = storage::stats(&state.db, query.event_id).await?;
-    Ok(Json(json!({
-        "totals": stats.totals,
-        "by_strategy": stats.by_strategy,
-        "current_strategy": state.active.current().name,
-        "instance": state.instance_id,
-    })))
+    Ok(Json(StatsAnswer { stats, current_strategy: state.active.current().name, instance: state.instance_id.clone() }))
 }
 
-async fn cluster(State(state): State<AppState>) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct ClusterAnswer {
+    count: usize,
+    /// The replicas whose heartbeat is fresh, with the strategy each applies.
+    replicas: Vec<Replica>,
+    /// The cluster's strategy and epoch, as Postgres holds them.
+    strategy: Applied,
+    served_by: String,
+}
+
+/// The live replicas and the strategy each applies.
+#[utoipa::path(
+    get, path = "/admin/cluster", tag = "admin", operation_id = "cluster",
+    responses(
+        (status = OK, description = "The cluster as Redis heartbeats and Postgres see it", body = ClusterAnswer),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres or Redis is down", body = ErrorBody),
+    ),
+)]
+async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterAnswer>> {
     let replicas = live_replicas(&state.redis, &state.keys, state.heartbeat_interval).await?;
     let stored = storage::epoch::load(&state.db).await?;
-    Ok(Json(json!({
-        "count": replicas.len(),
-        "replicas": replicas,
-        "strategy": stored,
-        "served_by": state.instance_id,
-    })))
+    Ok(Json(ClusterAnswer { count: replicas.len(), replicas, strategy: stored, served_by: state.instance_id.clone() }))
 }
 
 /// The event the migrations create.
@@ -158,21 +291,58 @@ const MAX_ROWS: i32 = 702; // A..Z, AA..ZZ
 const MAX_SEATS_PER_ROW: i32 = 1000;
 const MAX_SEATS: i32 = 200_000;
 
-#[derive(Deserialize)]
+/// An event to create, with `rows` × `seats_per_row` free seats.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "Load test", "rows": 10, "seats_per_row": 20}))]
 struct NewEvent {
+    /// 1 to 200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200, example = "Load test")]
     name: String,
+    /// At most 200 characters, no control characters.
     #[serde(default = "default_venue")]
+    #[schema(max_length = 200, default = "Load Test Arena")]
     venue: String,
+    /// Rows are lettered A..Z, then AA..ZZ.
+    #[schema(minimum = 1, maximum = 702, example = 10)]
     rows: i32,
+    #[schema(minimum = 1, maximum = 1000, example = 20)]
     seats_per_row: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Created {
+    event: Event,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Deleted {
+    status: DeletedStatus,
+    event_id: i64,
+}
+
+/// Always `deleted`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum DeletedStatus {
+    Deleted,
 }
 
 fn default_venue() -> String {
     "Load Test Arena".to_owned()
 }
 
-/// Creates an event with as many seats as a load test needs.
-async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEvent>, JsonRejection>) -> Result<(StatusCode, Json<Value>)> {
+/// Creates an event with as many seats as a load test needs (at most
+/// 200 000: rows × seats_per_row).
+#[utoipa::path(
+    post, path = "/admin/events", tag = "admin", operation_id = "createEvent",
+    request_body = NewEvent,
+    responses(
+        (status = CREATED, description = "The event, with every seat free", body = Created),
+        (status = BAD_REQUEST, description = "A field is out of range; the message names it", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres is down", body = ErrorBody),
+    ),
+)]
+async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEvent>, JsonRejection>) -> Result<(StatusCode, Json<Created>)> {
     let Json(event) = payload?;
     let name = event.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -192,16 +362,28 @@ async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEve
         return Err(Error::bad_request(format!("rows × seats_per_row must be at most {MAX_SEATS} seats")));
     }
     let created = storage::create_event(&state.db, name, venue, event.rows, event.seats_per_row).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "event": created }))))
+    Ok((StatusCode::CREATED, Json(Created { event: created })))
 }
 
-async fn delete_event(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<Value>> {
-    let Path(event_id) = id?;
+/// Deletes an event with its seats, bookings and locks, behind the barrier.
+#[utoipa::path(
+    delete, path = "/admin/events/{id}", tag = "admin", operation_id = "deleteEvent",
+    params(EventPath),
+    responses(
+        (status = OK, description = "The event is gone", body = Deleted),
+        (status = BAD_REQUEST, description = "The id is not an integer, or is the seed event 1", body = ErrorBody),
+        (status = NOT_FOUND, description = "No event has this id", body = ErrorBody),
+        (status = CONFLICT, description = "A switch or reset is in progress", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres or Redis is down", body = ErrorBody),
+    ),
+)]
+async fn delete_event(State(state): State<AppState>, id: Result<Path<EventPath>, PathRejection>) -> Result<Json<Deleted>> {
+    let Path(EventPath { id: event_id }) = id?;
     if event_id == SEED_EVENT {
         return Err(Error::bad_request("event 1 is the seed event the exercises use; reset it instead"));
     }
     change_event(&state, event_id, EventChange::Delete).await?;
-    Ok(Json(json!({ "status": "deleted", "event_id": event_id })))
+    Ok(Json(Deleted { status: DeletedStatus::Deleted, event_id }))
 }
 
 enum EventChange {

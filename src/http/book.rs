@@ -11,19 +11,21 @@
 use std::time::Instant;
 
 use anyhow::Context;
+use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tracing::Instrument;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::{BookingStatus, Refusal, StrategyName};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorBody, Result};
 use crate::idempotency::{self, Claimed};
 use crate::state::AppState;
 use crate::storage;
@@ -32,15 +34,106 @@ use crate::strategy::{Booking, Outcome, Verdict};
 /// The longest customer id accepted (the seed lab's column width).
 const MAX_CUSTOMER_ID: usize = 255;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/book", post(book))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(book))
 }
 
-#[derive(Deserialize)]
+/// One customer asking for one seat.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"event_id": 1, "seat_number": "A1", "customer_id": "alice"}))]
 struct BookRequest {
+    /// The event; the seeded one is 1.
+    #[schema(minimum = 1, example = 1)]
+    event_id: i64,
+    /// A row of one to four letters, then a seat of one to four digits.
+    #[schema(pattern = r"^[A-Za-z]{1,4}[0-9]{1,4}$", example = "A1")]
+    seat_number: String,
+    /// Who books: at most 255 characters, not blank, no control characters
+    /// (surrounding whitespace is trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        example = "alice"
+    )]
+    customer_id: String,
+}
+
+/// The seat is booked: `confirmed` when this booking is its only holder,
+/// `double_booked` when the strategy let a race through.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "booking_id": 17, "message": "Seat A1 booked for alice", "status": "confirmed", "event_id": 1,
+    "seat_number": "A1", "customer_id": "alice", "strategy": "pessimistic", "instance": "replica-2"
+}))]
+struct Booked {
+    booking_id: i64,
+    /// With `double_booked`: how many bookings now hold the seat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    booking_count: Option<i64>,
+    message: String,
+    status: BookingStatus,
+    #[serde(flatten)]
+    context: Served,
+}
+
+/// The seat was not to be had, and nothing was booked.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "reason": "seat_taken", "message": "Seat A1 is already booked", "status": "failed", "event_id": 1,
+    "seat_number": "A1", "customer_id": "bob", "strategy": "pessimistic", "instance": "replica-1"
+}))]
+struct Refused {
+    reason: Refusal,
+    message: String,
+    /// Always `failed`.
+    status: BookingStatus,
+    #[serde(flatten)]
+    context: Served,
+}
+
+/// What every booking answer repeats: the request, and how it was served.
+#[derive(Serialize, ToSchema)]
+struct Served {
     event_id: i64,
     seat_number: String,
     customer_id: String,
+    /// The strategy the booking ran under.
+    strategy: StrategyName,
+    /// The replica that wrote (or refused) the booking.
+    instance: String,
+    /// `optimistic` only: compare-and-set attempts made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    /// `fenced` only: the fencing token the write carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fencing_token: Option<i64>,
+}
+
+/// The first request with this Idempotency-Key is still running; retry
+/// after `Retry-After` seconds.
+#[derive(Serialize, ToSchema)]
+struct InProgress {
+    reason: InProgressReason,
+    message: String,
+    /// Always `failed`.
+    status: BookingStatus,
+    seat_number: String,
+    customer_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum InProgressReason {
+    RequestInProgress,
+}
+
+/// A 409 answer: the seat was refused, or the key's first request still runs.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum Conflict {
+    Refused(Refused),
+    InProgress(InProgress),
 }
 
 impl BookRequest {
@@ -80,6 +173,35 @@ fn truncated(value: &str) -> String {
     value.chars().take(32).collect()
 }
 
+/// Books a seat under the cluster's current strategy, on whichever replica
+/// nginx chose. Under `none` (and `mutex` across replicas) concurrent
+/// bookings of one seat can all succeed: the answers say `double_booked`.
+#[utoipa::path(
+    post, path = "/book", tag = "booking", operation_id = "book",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7e]{1,255}$",
+            example = "3f2b9c1e-alice-A1",
+            description = "Makes the request safe to retry: every request with the same key gets the first one's answer and books \
+                nothing more. 1 to 255 printable ASCII characters; remembered for IDEMPOTENCY_TTL_SECS"),
+    ),
+    request_body = BookRequest,
+    responses(
+        (status = OK, description = "Booked: `confirmed`, or `double_booked` when the strategy let a race through", body = Booked,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same key"))),
+        (status = CONFLICT, description = "Not booked: the `reason` says why (the seat is taken, its lock is busy, ...), \
+            or `request_in_progress` while the key's first request still runs", body = Conflict,
+            headers(
+                ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same key"),
+                ("Retry-After" = u64, description = "With `request_in_progress`: seconds to wait before retrying"),
+            )),
+        (status = BAD_REQUEST, description = "A field or the Idempotency-Key is invalid; the message names it", body = ErrorBody),
+        (status = NOT_FOUND, description = "The event has no such seat", body = ErrorBody),
+        (status = UNPROCESSABLE_ENTITY, description = "The Idempotency-Key was first used with a different request, \
+            or the JSON lacks a field", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres or the strategy's lock service is down, or a row lock stayed held \
+            past DATABASE_LOCK_TIMEOUT_MS; nothing was written", body = ErrorBody),
+    ),
+)]
 async fn book(State(state): State<AppState>, headers: HeaderMap, payload: Result<Json<BookRequest>, JsonRejection>) -> Result<Response> {
     let key = idempotency::key_from(&headers)?;
     let Json(request) = payload?;
@@ -168,12 +290,12 @@ async fn claim(state: &AppState, key: &str, booking: &Booking) -> Result<Option<
             )));
         }
         Claimed::InProgress { retry_after } => {
-            let body = json!({
-                "status": "failed",
-                "reason": "request_in_progress",
-                "message": format!("A request with Idempotency-Key {key:?} is still running; retry in {} s", retry_after.as_secs()),
-                "seat_number": booking.seat_number,
-                "customer_id": booking.customer_id,
+            let body = Conflict::InProgress(InProgress {
+                reason: InProgressReason::RequestInProgress,
+                message: format!("A request with Idempotency-Key {key:?} is still running; retry in {} s", retry_after.as_secs()),
+                status: BookingStatus::Failed,
+                seat_number: booking.seat_number.clone(),
+                customer_id: booking.customer_id.clone(),
             });
             let mut response = (StatusCode::CONFLICT, Json(body)).into_response();
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
@@ -219,44 +341,35 @@ fn refusal(outcome: &Outcome) -> Option<Refusal> {
     }
 }
 
-/// The answer to a booking: its status code and body.
+/// The answer to a booking: its status code and body (a JSON value, as it is
+/// also stored under the booking's Idempotency-Key).
 fn answer(strategy: StrategyName, booking: &Booking, outcome: &Outcome) -> (StatusCode, Value) {
     let seat = &booking.seat_number;
-    let mut body = Map::new();
-    let status_code = match outcome.verdict {
-        Verdict::Booked(recorded) if recorded.holders > 1 => {
-            body.insert("booking_id".into(), recorded.booking_id.into());
-            body.insert("booking_count".into(), recorded.holders.into());
-            body.insert(
-                "message".into(),
-                format!("Seat {seat} is now held by {} bookings: {strategy} let the race through", recorded.holders).into(),
-            );
-            StatusCode::OK
-        }
+    let context = Served {
+        event_id: booking.event_id,
+        seat_number: seat.clone(),
+        customer_id: booking.customer_id.clone(),
+        strategy,
+        instance: booking.instance_id.clone(),
+        attempts: outcome.attempts,
+        fencing_token: outcome.fencing_token,
+    };
+    let status = booking_status(outcome);
+    let (code, body) = match outcome.verdict {
         Verdict::Booked(recorded) => {
-            body.insert("booking_id".into(), recorded.booking_id.into());
-            body.insert("message".into(), format!("Seat {seat} booked for {}", booking.customer_id).into());
-            StatusCode::OK
+            let (booking_count, message) = if recorded.holders > 1 {
+                (Some(recorded.holders), format!("Seat {seat} is now held by {} bookings: {strategy} let the race through", recorded.holders))
+            } else {
+                (None, format!("Seat {seat} booked for {}", booking.customer_id))
+            };
+            (StatusCode::OK, serde_json::to_value(Booked { booking_id: recorded.booking_id, booking_count, message, status, context }))
         }
-        Verdict::Refused(refusal) => {
-            body.insert("reason".into(), refusal.as_str().into());
-            body.insert("message".into(), refusal_message(refusal, seat, outcome).into());
-            StatusCode::CONFLICT
+        Verdict::Refused(reason) => {
+            let message = refusal_message(reason, seat, outcome);
+            (StatusCode::CONFLICT, serde_json::to_value(Conflict::Refused(Refused { reason, message, status, context })))
         }
     };
-    body.insert("status".into(), booking_status(outcome).as_str().into());
-    body.insert("event_id".into(), booking.event_id.into());
-    body.insert("seat_number".into(), seat.as_str().into());
-    body.insert("customer_id".into(), booking.customer_id.as_str().into());
-    body.insert("strategy".into(), strategy.as_str().into());
-    body.insert("instance".into(), booking.instance_id.as_str().into());
-    if let Some(attempts) = outcome.attempts {
-        body.insert("attempts".into(), attempts.into());
-    }
-    if let Some(token) = outcome.fencing_token {
-        body.insert("fencing_token".into(), token.into());
-    }
-    (status_code, Value::Object(body))
+    (code, body.expect("a booking answer is plain data"))
 }
 
 fn refusal_message(refusal: Refusal, seat: &str, outcome: &Outcome) -> String {

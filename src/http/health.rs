@@ -2,57 +2,134 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::Error;
+use crate::domain::StrategyName;
+use crate::error::{Error, ErrorBody};
 use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/ready", get(ready))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct HealthQuery {
     /// `/health?ready=true` is `/ready`.
     #[serde(default)]
     ready: bool,
 }
 
+/// The replica is up.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok", "service": "booking-service", "instance": "replica-1", "strategy": "pessimistic"}))]
+struct Health {
+    status: Alive,
+    service: String,
+    instance: String,
+    /// The strategy this replica applies.
+    strategy: StrategyName,
+}
+
+/// Always `ok`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Alive {
+    Ok,
+}
+
+/// Whether the replica's backends answer.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ready", "instance": "replica-1", "checks": {"postgres": "ok", "redis": "ok"}}))]
+struct Readiness {
+    status: ReadyStatus,
+    instance: String,
+    checks: Checks,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ReadyStatus {
+    Ready,
+    Unavailable,
+}
+
+/// `ok`, or what went wrong, per backend.
+#[derive(Serialize, ToSchema)]
+struct Checks {
+    postgres: String,
+    redis: String,
+}
+
+/// What `/health` answers: liveness, or with `?ready=true` readiness.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum HealthAnswer {
+    Live(Health),
+    Ready(Readiness),
+}
+
+/// Liveness: the process answers. With `?ready=true`, the same as `/ready`.
+#[utoipa::path(
+    get, path = "/health", tag = "operations", operation_id = "health",
+    params(HealthQuery),
+    responses(
+        (status = OK, description = "The replica is alive (or, with `ready=true`, ready)", body = HealthAnswer),
+        (status = BAD_REQUEST, description = "`ready` is not a boolean", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "With `ready=true`: Postgres or Redis does not answer", body = HealthAnswer),
+    ),
+)]
 async fn health(State(state): State<AppState>, query: Result<Query<HealthQuery>, QueryRejection>) -> Response {
     match query {
-        Ok(Query(query)) if query.ready => return ready(State(state)).await,
+        Ok(Query(query)) if query.ready => {
+            let (status, readiness) = readiness(&state).await;
+            return (status, Json(HealthAnswer::Ready(readiness))).into_response();
+        }
         Ok(_) => {}
         Err(rejection) => return Error::from(rejection).into_response(),
     }
-    Json(json!({
-        "status": "ok",
-        "service": state.service_name,
-        "instance": state.instance_id,
-        "strategy": state.active.current().name,
+    Json(HealthAnswer::Live(Health {
+        status: Alive::Ok,
+        service: state.service_name.clone(),
+        instance: state.instance_id.clone(),
+        strategy: state.active.current().name,
     }))
     .into_response()
 }
 
+/// Readiness: Postgres and Redis both answer within a second.
+#[utoipa::path(
+    get, path = "/ready", tag = "operations", operation_id = "ready",
+    responses(
+        (status = OK, description = "Both backends answer", body = Readiness),
+        (status = SERVICE_UNAVAILABLE, description = "Postgres or Redis does not answer; `checks` says which", body = Readiness),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> Response {
+    let (status, readiness) = readiness(&state).await;
+    (status, Json(readiness)).into_response()
+}
+
+async fn readiness(state: &AppState) -> (StatusCode, Readiness) {
     let postgres = check(sqlx::query("SELECT 1").execute(&state.db)).await;
     let redis = check(redis::cmd("PING").query_async::<String>(&mut state.redis.clone())).await;
     let ready = postgres == "ok" && redis == "ok";
-    let body: Value = json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "instance": state.instance_id,
-        "checks": { "postgres": postgres, "redis": redis },
-    });
+    let body = Readiness {
+        status: if ready { ReadyStatus::Ready } else { ReadyStatus::Unavailable },
+        instance: state.instance_id.clone(),
+        checks: Checks { postgres, redis },
+    };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(body)).into_response()
+    (status, body)
 }
 
 /// "ok", or what went wrong.

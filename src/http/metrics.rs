@@ -1,21 +1,28 @@
 //! `GET /metrics`: this replica's Prometheus exposition.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
-/// Renders every series, after refreshing the gauges that are cheap to read
-/// at scrape time (pool usage, the mutex map's size).
-async fn metrics(State(state): State<AppState>) -> String {
+/// This replica's metrics in the Prometheus text format (bookings by
+/// strategy and outcome, latencies, switch pauses, pool usage).
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = OK, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")),
+)]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Gauges that are cheap to read at scrape time are refreshed first.
     let size = state.db.size() as usize;
     let idle = state.db.num_idle().min(size);
     crate::metrics::db_pool(size - idle, idle);
     crate::metrics::mutex_map_size(state.strategies.tracked_mutexes());
-    state.metrics.render()
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

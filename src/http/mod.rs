@@ -1,37 +1,70 @@
-//! The HTTP API: one module per resource, each with its own `router()`.
+//! The HTTP API: one module per resource, each with its own `router()` of
+//! handlers that describe themselves for the OpenAPI document
+//! ([`openapi`]), plus the middleware every request passes.
 
 mod admin;
+mod admin_token;
 mod book;
+mod deadline;
 mod events;
 mod health;
 mod metrics;
+mod openapi;
+
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use axum::{Router, middleware};
-use tracing::Span;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Span;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::state::AppState;
+pub use admin_token::AdminToken;
+pub use openapi::document as openapi_document;
+
 use crate::error::Error;
+use crate::state::AppState;
 
 pub(crate) static X_INSTANCE_ID: HeaderName = HeaderName::from_static("x-instance-id");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole API with its middleware.
-pub fn router(state: AppState, body_limit: usize) -> Router {
-    let instance = HeaderValue::from_str(&state.instance_id).unwrap_or_else(|_| HeaderValue::from_static("invalid-instance-id"));
-    Router::new()
+/// What the middleware enforces.
+#[derive(Clone)]
+pub struct Limits {
+    /// Largest request body, in bytes (413 past it).
+    pub body_bytes: usize,
+    /// Longest a request may take (504 past it).
+    pub deadline: Duration,
+    /// The token `/admin/*` wants, if any (401 without it).
+    pub admin_token: AdminToken,
+}
+
+/// Every documented route, without state or middleware.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(events::router())
         .merge(book::router())
         .merge(admin::router())
         .merge(metrics::router())
+}
+
+/// The whole API with its middleware.
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let instance = HeaderValue::from_str(&state.instance_id).unwrap_or_else(|_| HeaderValue::from_static("invalid-instance-id"));
+    let (api, document) = api().split_for_parts();
+    Router::new()
+        .merge(api)
+        .merge(openapi::router(openapi::finish(document)))
         .fallback(no_route)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(limits.admin_token, admin_token::guard_admin))
+        .layer(middleware::from_fn_with_state(limits.deadline, deadline::enforce))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(
             TraceLayer::new_for_http()

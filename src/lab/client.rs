@@ -100,6 +100,20 @@ impl LabClient {
         Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), http, tries: 3, keys: true })
     }
 
+    /// The same client, sending `Authorization: Bearer <token>` with every
+    /// request (the replicas' `ADMIN_TOKEN`); `None` sends none.
+    pub fn with_admin_token(mut self, token: Option<&str>) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token.filter(|token| !token.is_empty()) {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("ADMIN_TOKEN must be printable ASCII, without line breaks")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        self.http = reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build()?;
+        Ok(self)
+    }
+
     /// The same client, but bookings carry no key, and one that gets no
     /// answer is not sent again (it could book twice): the client is left
     /// not knowing.

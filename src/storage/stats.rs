@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use crate::domain::BookingStatus;
 
 /// A seat that more than one booking holds.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DoubleBooking {
     pub event_id: i64,
     pub seat_number: String,
@@ -31,7 +31,7 @@ pub async fn double_bookings(pool: &PgPool, event_id: Option<i64>) -> sqlx::Resu
 }
 
 /// Counts of booking attempts by outcome.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub confirmed: i64,
     pub failed: i64,
@@ -43,14 +43,14 @@ pub struct Totals {
     pub retries: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StrategyTotals {
     pub strategy: String,
     #[serde(flatten)]
     pub totals: Totals,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub totals: Totals,
     pub by_strategy: Vec<StrategyTotals>,

@@ -53,6 +53,9 @@ pub struct Options {
     pub switch_timeout_ms: u64,
     pub idempotency_ttl_secs: u64,
     pub idempotency_in_flight_secs: u64,
+    /// The replica's ADMIN_TOKEN; empty leaves admin open.
+    pub admin_token: String,
+    pub request_deadline_ms: u64,
     /// Drops the test's database when the last holder (the test's replicas
     /// and their options) is gone, panicking tests included.
     pub _database: Arc<TestDatabase>,
@@ -77,6 +80,8 @@ impl Default for Options {
             switch_timeout_ms: 1000,
             idempotency_ttl_secs: 86_400,
             idempotency_in_flight_secs: 30,
+            admin_token: String::new(),
+            request_deadline_ms: 15_000,
         }
     }
 }
@@ -100,6 +105,10 @@ impl Options {
             format!("--idempotency-ttl-secs={}", self.idempotency_ttl_secs),
             format!("--idempotency-in-flight-secs={}", self.idempotency_in_flight_secs),
             "--database-max-connections=15".to_owned(),
+            // Given even when empty, so an ADMIN_TOKEN in the environment
+            // cannot reach a test that expects admin open.
+            format!("--admin-token={}", self.admin_token),
+            format!("--request-deadline-ms={}", self.request_deadline_ms),
         ];
         if !self.redlock_urls.is_empty() {
             args.push(format!("--redlock-urls={}", self.redlock_urls.join(",")));
@@ -191,6 +200,17 @@ impl TestApp {
 
     pub async fn strategy(&self) -> String {
         self.get("/admin/strategy").await.1["strategy"].as_str().expect("strategy is a string").to_owned()
+    }
+
+    /// The strategy, read with an admin token (or none); `None` unless 200.
+    pub async fn strategy_with_token(&self, token: Option<&str>) -> Option<String> {
+        let mut request = self.client.get(format!("{}/admin/strategy", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request failed");
+        let (status, body) = read(response).await;
+        (status == StatusCode::OK).then(|| body["strategy"].as_str().expect("strategy").to_owned())
     }
 
     /// Polls until this replica applies `strategy`, for at most five seconds.

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod booking;
 mod cluster;
+mod contract;
 mod events;
 mod faults;
 mod health;
