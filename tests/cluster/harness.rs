@@ -47,6 +47,8 @@ impl NativeCluster {
             ("HOLD_MS".to_owned(), "200".to_owned()),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
             ("START_PROMETHEUS".to_owned(), "no".to_owned()),
+            // Admin open unless a test sets a token, whatever the shell exports.
+            ("ADMIN_TOKEN".to_owned(), String::new()),
         ];
         env.extend(extra_env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
         let prometheus_port = env.iter().find(|(key, _)| key == "PROMETHEUS_PORT").map(|(_, port)| port.clone()).unwrap_or_default();
@@ -78,12 +80,23 @@ impl NativeCluster {
         stdout
     }
 
+    /// The whole log of one component (`replica-1`, `nginx`, ...).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.state.join("logs").join(format!("{name}.log"))).unwrap_or_default()
+    }
+
     pub fn logs(&self) -> String {
         self.cluster_sh(&["logs"]).output().map(|output| String::from_utf8_lossy(&output.stdout).into_owned()).unwrap_or_default()
     }
 
+    /// A client of the load balancer, with the cluster's admin token if it has one.
     pub fn client(&self) -> LabClient {
-        LabClient::new(&self.lb_url).expect("client")
+        LabClient::new(&self.lb_url).and_then(|client| client.with_admin_token(Some(self.admin_token()))).expect("client")
+    }
+
+    /// The replicas' ADMIN_TOKEN ("" when admin is open).
+    pub fn admin_token(&self) -> &str {
+        self.env.iter().rev().find(|(key, _)| key == "ADMIN_TOKEN").map_or("", |(_, token)| token.as_str())
     }
 
     /// The fault lab's handle on this cluster: its clients, its script, its database.
@@ -102,7 +115,9 @@ impl NativeCluster {
 
     /// A client that talks to replica `index` (1-based) directly, not through nginx.
     pub fn replica(&self, index: u16) -> LabClient {
-        LabClient::new(&format!("http://127.0.0.1:{}", self.replica_port_base + index - 1)).expect("client")
+        LabClient::new(&format!("http://127.0.0.1:{}", self.replica_port_base + index - 1))
+            .and_then(|client| client.with_admin_token(Some(self.admin_token())))
+            .expect("client")
     }
 }
 

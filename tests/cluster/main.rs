@@ -5,6 +5,7 @@
 mod harness;
 mod otlp;
 
+mod contract;
 mod exactly_once;
 mod faults;
 mod lesson;
