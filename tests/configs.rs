@@ -150,6 +150,8 @@ fn the_compose_file_runs_three_healthy_replicas_behind_nginx_on_8000() {
     assert!(healthcheck_test(&booking).contains("booking-service healthcheck"));
     let redlock = booking["environment"]["REDLOCK_URLS"].as_str().unwrap();
     assert_eq!(redlock.split(',').count(), 3, "{redlock}");
+    assert_eq!(booking["environment"]["ADMIN_TOKEN"].as_str(), Some("${ADMIN_TOKEN:-}"), "the admin token passes through");
+    assert_eq!(service("k6")["environment"]["ADMIN_TOKEN"].as_str(), Some("${ADMIN_TOKEN:-}"), "k6 sends the admin token");
 
     assert!(healthcheck_test(&service("postgres")).contains("pg_isready"));
     for redis in ["redis", "redis-2", "redis-3"] {
