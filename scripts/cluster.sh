@@ -222,7 +222,7 @@ write_prometheus_targets() { # file_sd targets, one entry per replica
 render_nginx() {
     mkdir -p "$STATE/nginx/tmp"
     sed -e "s|@STATE@|$STATE|g" -e "s|@LB_PORT@|$LB_PORT|g" "$ROOT/nginx/native.conf.template" >"$STATE/nginx/nginx.conf"
-    cp "$ROOT/nginx/proxy.conf" "$STATE/nginx/proxy.conf"
+    cp "$ROOT/nginx/proxy.conf" "$ROOT/nginx/stream.conf" "$STATE/nginx/"
 }
 
 nginx_cmd() { nginx -e "$STATE/logs/nginx-error.log" -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" "$@"; }

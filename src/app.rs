@@ -46,6 +46,7 @@ pub struct Application {
     pubsub: PubSub,
     heartbeat: Heartbeat,
     limits: crate::http::Limits,
+    feed_queue: tokio::sync::mpsc::Receiver<crate::live::Change>,
     cancel: CancellationToken,
 }
 
@@ -97,6 +98,8 @@ impl Application {
             heartbeat_interval,
             Duration::from_millis(config.server.switch_timeout_ms),
         ));
+        let activity = Arc::new(crate::activity::Activity::default());
+        let (feed, feed_queue) = crate::live::Feed::new(config.server.max_streams as usize, cancel.clone());
         let heartbeat = Heartbeat {
             redis: redis.clone(),
             keys: keys.clone(),
@@ -104,6 +107,7 @@ impl Application {
             address: listener.local_addr()?.to_string(),
             interval: heartbeat_interval,
             started_at: chrono::Utc::now().timestamp_millis(),
+            activity: activity.clone(),
         };
         // In the register before the first request, so that a switch right
         // after start-up waits for this replica too.
@@ -126,6 +130,8 @@ impl Application {
                 in_flight: Duration::from_secs(config.server.idempotency_in_flight_secs),
                 owner: rand::random(),
             },
+            feed,
+            activity,
         }));
         let admin_token = AdminToken::new(config.server.admin_token.as_ref().map(Secret::expose));
         if !admin_token.is_set() {
@@ -139,7 +145,7 @@ impl Application {
             deadline: Duration::from_millis(config.server.request_deadline_ms),
             admin_token,
         };
-        Ok(Self { listener, state, redis_client, pubsub, heartbeat, limits, cancel })
+        Ok(Self { listener, state, redis_client, pubsub, heartbeat, limits, feed_queue, cancel })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -149,10 +155,10 @@ impl Application {
     /// Serves until the cancellation token fires; then stops accepting,
     /// finishes in-flight requests, and waits for the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, redis_client, pubsub, heartbeat, limits, cancel } = self;
+        let Self { listener, state, redis_client, pubsub, heartbeat, limits, feed_queue, cancel } = self;
 
         let cluster_listener = Listener {
-            client: redis_client,
+            client: redis_client.clone(),
             channel: state.keys.strategy_channel(),
             db: state.db.clone(),
             active: state.active.clone(),
@@ -162,6 +168,10 @@ impl Application {
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
         let expiry_task = tokio::spawn(crate::idempotency::expire_keys(state.db.clone(), cancel.clone()));
+        let seat_channel = state.keys.seat_channel();
+        let publish_task = tokio::spawn(crate::live::feed::publish_loop(state.redis.clone(), seat_channel.clone(), feed_queue, cancel.clone()));
+        let subscribe_task =
+            tokio::spawn(crate::live::feed::subscribe_loop(redis_client.clone(), seat_channel, state.feed.updates(), cancel.clone()));
         let liveness_task = tokio::spawn(crate::idempotency::hold_liveness(state.db.clone(), state.idempotency.owner, cancel.clone()));
 
         let router = crate::http::router(state.clone(), limits);
@@ -169,7 +179,7 @@ impl Application {
         tracing::info!("stopped accepting; in-flight requests finished");
 
         cancel.cancel();
-        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task, expiry_task, liveness_task);
+        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task, expiry_task, liveness_task, publish_task, subscribe_task);
         state.db.close().await;
         tracing::info!("replica stopped");
         Ok(())

@@ -83,6 +83,9 @@ pub struct ServerConfig {
     /// 504, and a booking under way still finishes whole in its own task.
     #[arg(long, env = "REQUEST_DEADLINE_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub request_deadline_ms: u64,
+    /// Most seat-map streams (`GET /events/{id}/stream`) this replica serves at once; past it, 503.
+    #[arg(long, env = "MAX_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_streams: u64,
     /// When set, every `/admin/*` request needs `Authorization: Bearer <token>`;
     /// unset, admin is open to anyone who can reach the replica.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]

@@ -86,7 +86,7 @@ pub struct Applied {
 }
 
 /// `bookings.status`: what became of one attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     /// The seat's only holder.

@@ -20,6 +20,11 @@ impl Keys {
         format!("{}strategy-changed", self.prefix)
     }
 
+    /// The live seat feed's pub/sub channel (see [`crate::live`]).
+    pub fn seat_channel(&self) -> String {
+        format!("{}seat-changes", self.prefix)
+    }
+
     /// Held by the one replica coordinating a switch or reset.
     pub fn switch_lock(&self) -> String {
         format!("{}switch-lock", self.prefix)

@@ -18,6 +18,8 @@
 //!   cluster's strategy epoch that every booking's write checks.
 //! - [`cluster`]: the switch barrier and booking gate, the pub/sub listener,
 //!   heartbeats.
+//! - [`live`]: live seat changes over Redis pub/sub, for the seat map's streams.
+//! - [`activity`]: this replica's own count of its last minute of bookings.
 //! - [`keys`]: every Redis key name.
 //! - [`error`]: the HTTP layer's one error type.
 //! - [`metrics`], [`gauges`], [`telemetry`]: Prometheus metrics (and the timer that
@@ -29,6 +31,7 @@
 //!   cluster, one scenario at a time, every strategy, with a verdict.
 //! - [`lab`]: client-side tools that drive a running cluster (`exercises`).
 
+pub mod activity;
 pub mod app;
 pub mod audit;
 pub mod cluster;
@@ -42,6 +45,7 @@ pub mod http;
 pub mod idempotency;
 pub mod keys;
 pub mod lab;
+pub mod live;
 pub mod metrics;
 pub mod state;
 pub mod storage;

@@ -158,6 +158,11 @@ pub fn switch_finished(outcome: &'static str) {
     counter!("strategy_switches_total", "outcome" => outcome).increment(1);
 }
 
+/// Seat-map streams open on this replica (`delta` is +1 or -1).
+pub fn seat_streams(delta: f64) {
+    gauge!("seat_streams_open").increment(delta);
+}
+
 pub fn mutex_map_size(seats: usize) {
     gauge!("mutex_seats_tracked").set(seats as f64);
 }

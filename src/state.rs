@@ -40,6 +40,10 @@ pub struct Shared {
     pub locking: LockingConfig,
     /// How long idempotency keys live, and how long a request may hold one.
     pub idempotency: crate::idempotency::Settings,
+    /// Live seat changes: published after each booking, read by the seat map's streams.
+    pub feed: crate::live::Feed,
+    /// This replica's last minute of bookings, reported in its heartbeat.
+    pub activity: Arc<crate::activity::Activity>,
 }
 
 impl Deref for AppState {

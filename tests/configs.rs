@@ -61,6 +61,7 @@ fn the_docker_nginx_config_passes_nginx_t_apart_from_resolve() {
     let checkable = original
         .replace("server booking:8080 resolve;", "server 127.0.0.1:8080;")
         .replace("/etc/nginx/proxy.conf", &root().join("nginx/proxy.conf").display().to_string())
+        .replace("/etc/nginx/stream.conf", &root().join("nginx/stream.conf").display().to_string())
         .replace("listen 80;", "listen 127.0.0.1:18080;");
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::write(dir.join("nginx.conf"), format!("pid {}/nginx.pid;\n{checkable}", dir.display())).unwrap();
@@ -86,6 +87,29 @@ fn the_proxy_settings_pass_tracing_headers_and_keep_alive() {
         let keyed = &text[text.find("location @book_with_key").expect("@book_with_key")..];
         assert!(keyed.contains("non_idempotent") && keyed.contains("proxy_next_upstream_tries 2"), "{config}: retried once elsewhere");
     }
+}
+
+#[test]
+fn the_seat_stream_passes_nginx_unbuffered_and_outlives_its_keep_alives() {
+    let stream = std::fs::read_to_string(root().join("nginx/stream.conf")).unwrap();
+    assert!(stream.contains("location ~ ^/events/[0-9]+/stream$"), "{stream}");
+    assert!(stream.contains("proxy_buffering off;"), "events must not wait in nginx's buffer");
+    let timeout = stream.lines().find_map(|line| line.trim().strip_prefix("proxy_read_timeout ")).expect("a read timeout");
+    assert_eq!(timeout, "1h;");
+    assert!(3600 > 4 * booking_service_keep_alive_secs(), "the read timeout must outlive several keep-alives");
+    for (config, include) in [("nginx/native.conf.template", "@STATE@/nginx/stream.conf"), ("nginx/docker.conf", "/etc/nginx/stream.conf")] {
+        let text = std::fs::read_to_string(root().join(config)).unwrap();
+        assert!(text.contains(&format!("include {include};")), "{config} does not include the stream location");
+    }
+    let compose = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("./nginx/stream.conf:/etc/nginx/stream.conf:ro"), "Compose mounts stream.conf");
+}
+
+/// The keep-alive interval the stream handler uses (`src/http/stream.rs`).
+fn booking_service_keep_alive_secs() -> u64 {
+    let source = std::fs::read_to_string(root().join("src/http/stream.rs")).unwrap();
+    let line = source.lines().find(|line| line.contains("const KEEP_ALIVE")).expect("KEEP_ALIVE");
+    line.split("from_secs(").nth(1).and_then(|rest| rest.split(')').next()).and_then(|n| n.parse().ok()).expect("seconds")
 }
 
 #[test]

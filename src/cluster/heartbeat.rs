@@ -5,6 +5,7 @@
 //! than three intervals belongs to a replica that is gone; `/admin/cluster`
 //! leaves it out and deletes it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Applied;
+use crate::activity::{Activity, LastMinute};
 use crate::keys::Keys;
 
 /// One replica as the cluster sees it.
@@ -27,6 +29,9 @@ pub struct Replica {
     pub started_at: i64,
     /// Milliseconds since the Unix epoch.
     pub last_seen: i64,
+    /// What this replica's bookings came to over the last minute, by its own count.
+    #[serde(default)]
+    pub last_minute: LastMinute,
 }
 
 pub struct Heartbeat {
@@ -37,6 +42,7 @@ pub struct Heartbeat {
     pub interval: Duration,
     /// Milliseconds since the Unix epoch.
     pub started_at: i64,
+    pub activity: Arc<Activity>,
 }
 
 impl Heartbeat {
@@ -78,6 +84,7 @@ impl Heartbeat {
             strategy_version: applied.version,
             started_at: self.started_at,
             last_seen: Utc::now().timestamp_millis(),
+            last_minute: self.activity.last_minute(),
         };
         let _: i64 = self.redis.clone().hset(self.keys.replicas(), &self.instance_id, serde_json::to_string(&record)?).await?;
         Ok(())

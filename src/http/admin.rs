@@ -19,6 +19,7 @@ use crate::cluster::barrier::{PauseSummary, ReplicaPause, Report};
 use crate::cluster::heartbeat::{Replica, live_replicas};
 use crate::domain::{Applied, StrategyName};
 use crate::error::{Error, ErrorBody, Result};
+use crate::live::Change;
 use crate::state::AppState;
 use crate::storage::{self, DoubleBooking, Event, Stats};
 
@@ -410,4 +411,5 @@ async fn change_event(state: &AppState, event_id: i64, change: EventChange) -> R
             },
         )
         .await
+        .inspect(|_| state.feed.publish(Change::Reset { event_id }))
 }

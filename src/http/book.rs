@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 use crate::domain::{BookingStatus, Refusal, StrategyName};
 use crate::error::{Error, ErrorBody, Result};
 use crate::idempotency::{self, Claimed};
+use crate::live::Change;
 use crate::state::AppState;
 use crate::storage;
 use crate::strategy::{Booking, Outcome, Verdict};
@@ -258,6 +259,18 @@ async fn book(State(state): State<AppState>, headers: HeaderMap, payload: Result
                 }
                 let (status, body) = answer(strategy, &booking, &outcome);
                 crate::metrics::booking_finished(strategy, booking_status(&outcome), refusal(&outcome), started.elapsed());
+                state.activity.record(booking_status(&outcome));
+                if let Verdict::Booked(recorded) = outcome.verdict {
+                    state.feed.publish(Change::Booked {
+                        event_id: booking.event_id,
+                        seat_number: booking.seat_number.clone(),
+                        customer_id: booking.customer_id.clone(),
+                        instance: booking.instance_id.clone(),
+                        status: booking_status(&outcome),
+                        holders: recorded.holders,
+                        booking_id: recorded.booking_id,
+                    });
+                }
                 if let Some(key) = &booking.idempotency_key
                     && let Err(error) = storage::idempotency::store_answer(&state.db, key, status.as_u16(), &body).await
                 {

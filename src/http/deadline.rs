@@ -5,6 +5,7 @@
 //! booking's work runs in its own task (see `book.rs`), which finishes its
 //! one transaction whole or rolls it back, and stores its answer under the
 //! request's Idempotency-Key, so a retry with the key learns what happened.
+//! The seat map's event streams are the one exception: they stay open.
 
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use axum::response::{IntoResponse, Response};
 use crate::error::Error;
 
 pub(super) async fn enforce(State(deadline): State<Duration>, request: Request, next: Next) -> Response {
+    // A seat stream is meant to stay open (it sends keep-alives instead).
+    if request.uri().path().ends_with("/stream") {
+        return next.run(request).await;
+    }
     let booking = request.uri().path() == "/book";
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,

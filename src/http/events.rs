@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::state::AppState;
-use crate::storage::{self, Event, Seat};
+use crate::storage::{self, Event, Holder, Seat};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(event)).routes(routes!(seats))
@@ -25,11 +25,14 @@ pub(super) struct EventPath {
     pub id: i64,
 }
 
-/// An event and every one of its seats.
+/// An event, every one of its seats, and the bookings that hold them.
 #[derive(Serialize, ToSchema)]
 struct EventAnswer {
     event: Event,
     seats: SeatSummary,
+    /// Every booking that holds a seat, oldest first: a double-booked seat
+    /// appears once per holder.
+    holders: Vec<Holder>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,7 +61,8 @@ async fn event(State(state): State<AppState>, id: Result<Path<EventPath>, PathRe
     let booked = seats.iter().filter(|seat| seat.is_booked).count();
     let available = seats.len() - booked;
     crate::metrics::available_seats(event_id, available as i64);
-    Ok(Json(EventAnswer { event, seats: SeatSummary { total: seats.len(), available, booked, details: seats } }))
+    let holders = storage::holders(&state.db, event_id).await?;
+    Ok(Json(EventAnswer { event, seats: SeatSummary { total: seats.len(), available, booked, details: seats }, holders }))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -10,6 +10,8 @@ mod events;
 mod health;
 mod metrics;
 mod openapi;
+mod stream;
+mod ui;
 
 use std::time::Duration;
 
@@ -49,6 +51,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(events::router())
+        .merge(stream::router())
         .merge(book::router())
         .merge(admin::router())
         .merge(metrics::router())
@@ -61,6 +64,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .merge(api)
         .merge(openapi::router(openapi::finish(document)))
+        .merge(ui::router())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(limits.admin_token, admin_token::guard_admin))
         .layer(middleware::from_fn_with_state(limits.deadline, deadline::enforce))

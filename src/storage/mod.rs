@@ -18,5 +18,5 @@ pub mod seats;
 pub mod stats;
 
 pub use booking::{Attempt, Recorded, SeatCondition, Written, holding, record_failure, write_booking};
-pub use seats::{Event, Seat, available_seats, create_event, delete_event, event, fence_seat, reset_event, seat, seat_for_update, seats};
+pub use seats::{Event, Holder, Seat, available_seats, holders, create_event, delete_event, event, fence_seat, reset_event, seat, seat_for_update, seats};
 pub use stats::{DoubleBooking, Stats, double_bookings, stats};

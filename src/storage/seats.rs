@@ -48,6 +48,32 @@ pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::
     .await
 }
 
+/// A booking that holds a seat: the seat map shows who, and which replica wrote it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Holder {
+    pub seat_number: String,
+    pub customer_id: String,
+    /// The replica that wrote the booking.
+    pub instance: String,
+    /// `confirmed` or `double_booked`.
+    pub status: String,
+    pub booking_id: i64,
+}
+
+/// Every booking that holds a seat of the event, oldest first.
+#[tracing::instrument(name = "db.holders", skip_all)]
+pub async fn holders(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<Holder>> {
+    sqlx::query_as(
+        "SELECT s.seat_number, b.customer_id, b.instance_id AS instance, b.status, b.id AS booking_id
+         FROM bookings b JOIN seats s ON s.id = b.seat_id
+         WHERE b.event_id = $1 AND b.status IN ('confirmed', 'double_booked')
+         ORDER BY b.id",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+}
+
 /// Free seats per event, of every event or of one.
 #[tracing::instrument(name = "db.available_seats", skip_all)]
 pub async fn available_seats(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<(i64, i64)>> {

@@ -1,0 +1,148 @@
+//! The feed: a bounded publish queue in front of Redis, and a broadcast
+//! channel behind the replica's one subscription.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::Change;
+
+/// Changes waiting to be published; past it, a change is dropped (and pages
+/// that missed it resync on their next reconnect or reset).
+const PUBLISH_QUEUE: usize = 4096;
+/// Changes a stream may fall behind before it is told to resync.
+const STREAM_BACKLOG: usize = 1024;
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// What a stream receives.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Change(Arc<Change>),
+    /// Changes may have been missed: reload the event.
+    Resync,
+}
+
+/// This replica's end of the live seat feed.
+pub struct Feed {
+    queue: mpsc::Sender<Change>,
+    updates: broadcast::Sender<Update>,
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+    /// Fires at shutdown, so that open streams end and the server can stop.
+    pub shutdown: CancellationToken,
+}
+
+impl Feed {
+    /// The feed, and the queue its publisher task drains.
+    pub fn new(max_streams: usize, shutdown: CancellationToken) -> (Self, mpsc::Receiver<Change>) {
+        let (queue, pending) = mpsc::channel(PUBLISH_QUEUE);
+        let (updates, _) = broadcast::channel(STREAM_BACKLOG);
+        let feed = Self { queue, updates, streams: Arc::new(Semaphore::new(max_streams)), max_streams, shutdown };
+        (feed, pending)
+    }
+
+    /// Hands a change to the publisher without waiting.
+    pub fn publish(&self, change: Change) {
+        if let Err(mpsc::error::TrySendError::Full(change)) = self.queue.try_send(change) {
+            tracing::warn!(event_id = change.event_id(), "live seat feed queue is full; a change was dropped");
+        }
+    }
+
+    /// A new stream's receiver and its place among this replica's streams;
+    /// `None` when every place is taken.
+    pub fn subscribe(&self) -> Option<(broadcast::Receiver<Update>, OwnedSemaphorePermit)> {
+        let permit = self.streams.clone().try_acquire_owned().ok()?;
+        Some((self.updates.subscribe(), permit))
+    }
+
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
+    }
+
+    /// A sender for the subscription loop.
+    pub fn updates(&self) -> broadcast::Sender<Update> {
+        self.updates.clone()
+    }
+}
+
+/// Publishes queued changes until `cancel` fires. A Redis outage costs the
+/// changes made during it (pages resync afterwards), never a booking.
+pub async fn publish_loop(mut redis: ConnectionManager, channel: String, mut pending: mpsc::Receiver<Change>, cancel: CancellationToken) {
+    let mut failing = false;
+    loop {
+        let change = tokio::select! {
+            _ = cancel.cancelled() => return,
+            change = pending.recv() => match change { Some(change) => change, None => return },
+        };
+        let payload = match serde_json::to_string(&change) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::warn!(%error, "cannot encode a seat change");
+                continue;
+            }
+        };
+        match redis.publish::<_, _, i64>(&channel, payload).await {
+            Ok(_) if failing => {
+                tracing::info!("live seat feed publishing again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(error) if !failing => {
+                tracing::warn!(%error, "cannot publish seat changes; pages will resync when Redis is back");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Holds this replica's subscription until `cancel` fires, resubscribing
+/// after every loss and telling the streams to resync each time.
+pub async fn subscribe_loop(client: redis::Client, channel: String, updates: broadcast::Sender<Update>, cancel: CancellationToken) {
+    let mut outage_reported = false;
+    while !cancel.is_cancelled() {
+        match subscribe(&client, &channel).await {
+            Ok(pubsub) => {
+                if outage_reported {
+                    tracing::info!("live seat feed resubscribed");
+                }
+                let _ = updates.send(Update::Resync);
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        message = messages.next() => match message {
+                            Some(message) => match serde_json::from_slice::<Change>(message.get_payload_bytes()) {
+                                Ok(change) => { let _ = updates.send(Update::Change(Arc::new(change))); }
+                                Err(error) => tracing::warn!(%error, "ignoring a malformed seat change"),
+                            },
+                            None => break,
+                        },
+                    }
+                }
+                tracing::warn!("live seat feed lost its subscription; resubscribing");
+                outage_reported = true;
+            }
+            Err(error) if !outage_reported => {
+                tracing::warn!(%error, "live seat feed cannot subscribe; retrying quietly");
+                outage_reported = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+        }
+    }
+}
+
+async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
