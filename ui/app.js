@@ -211,7 +211,8 @@ function renderCounts() {
     if (kind !== 'free') booked += 1;
     if (kind === 'double') doubled += 1;
   }
-  $('seat-counts').textContent = `${state.seats.size} seats: ${state.seats.size - booked} free, ${booked} booked, ${doubled} double-booked`
+  $('seat-counts').textContent = `${state.seats.size} seats: ${state.seats.size - booked} free, ${booked} booked`
+    + (doubled ? `, ${doubled} of them double-booked` : '')
     + (state.seats.size > FULL_GRID_LIMIT ? ' · large event: one bar per row, open a row to see its seats' : '');
 }
 
@@ -249,7 +250,8 @@ function renderSelected(number = state.selected) {
   if (!entry) return;
   box.innerHTML = '';
   const line = document.createElement('div');
-  line.textContent = `${number === state.selected ? 'Selected' : 'Seat'} ${describe(entry).replace(/:.*/, '')} (row ${entry.seat.row_name}, ${entry.seat.section}): ${seatState(entry)}`;
+  const words = { free: 'free', booked: 'booked', double: `double-booked, ${entry.holders.length} holders` };
+  line.textContent = `${number === state.selected ? 'Selected' : 'Seat'} ${number} (row ${entry.seat.row_name}, ${entry.seat.section}): ${words[seatState(entry)]}`;
   box.append(line);
   if (entry.holders.length) {
     const list = document.createElement('ul');
@@ -311,7 +313,7 @@ async function refreshCluster() {
     const width = (n) => `${(100 * n) / most}%`;
     row.innerHTML = `<td><span class="chip" style="background:${colorOf(replica.instance_id)}"></span>${replica.instance_id}</td>`
       + `<td class="strategy">${replica.strategy} <small>(epoch ${replica.strategy_version})</small></td>`
-      + `<td>${m.confirmed}</td><td>${m.refused}</td><td>${m.double_booked}</td>`
+      + `<td class="confirmed">${m.confirmed}</td><td class="refused">${m.refused}</td><td class="double_booked">${m.double_booked}</td>`
       + `<td><span class="bar" aria-hidden="true"><span style="width:${width(m.confirmed)};background:#2e7d32"></span>`
       + `<span style="width:${width(m.refused)};background:#9e9e9e"></span><span style="width:${width(m.double_booked)};background:var(--double)"></span></span></td>`;
     body.append(row);

@@ -37,6 +37,7 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
         "POST /book",
         "GET /events/{id}",
         "GET /events/{id}/seats",
+        "GET /events/{id}/stream",
         "GET /health",
         "GET /ready",
         "GET /metrics",
@@ -51,7 +52,8 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
     ] {
         assert!(operations.contains(&expected.to_owned()), "{expected} is not documented; documented: {operations:?}");
     }
-    assert_eq!(operations.len(), 14, "{operations:?}");
+    assert_eq!(operations.len(), 15, "{operations:?}");
+    assert_eq!(doc["paths"]["/events/{id}/stream"]["get"]["responses"]["200"]["content"].as_object().unwrap().keys().next().unwrap(), "text/event-stream");
 
     let book = &doc["paths"]["/book"]["post"];
     let codes: Vec<&String> = book["responses"].as_object().unwrap().keys().collect();

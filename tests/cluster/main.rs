@@ -12,4 +12,5 @@ mod lesson;
 mod load;
 mod observability;
 mod scaling;
+mod seat_map;
 mod switching;
