@@ -1,7 +1,7 @@
 //! The HTTP API: one module per resource, each with its own `router()` of
 //! handlers that describe themselves for the OpenAPI document
-//! ([`openapi`]), plus the middleware every request passes (the admin
-//! token, the deadline, the body limit) and the seat map page ([`ui`]).
+//! (`openapi`), plus the middleware every request passes (the admin
+//! token, the deadline, the body limit) and the seat map page (`ui`).
 
 mod admin;
 mod admin_token;

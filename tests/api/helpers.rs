@@ -56,6 +56,7 @@ pub struct Options {
     /// The replica's ADMIN_TOKEN; empty leaves admin open.
     pub admin_token: String,
     pub request_deadline_ms: u64,
+    pub max_streams: u64,
     /// Drops the test's database when the last holder (the test's replicas
     /// and their options) is gone, panicking tests included.
     pub _database: Arc<TestDatabase>,
@@ -82,6 +83,7 @@ impl Default for Options {
             idempotency_in_flight_secs: 30,
             admin_token: String::new(),
             request_deadline_ms: 15_000,
+            max_streams: 256,
         }
     }
 }
@@ -109,6 +111,7 @@ impl Options {
             // cannot reach a test that expects admin open.
             format!("--admin-token={}", self.admin_token),
             format!("--request-deadline-ms={}", self.request_deadline_ms),
+            format!("--max-streams={}", self.max_streams),
         ];
         if !self.redlock_urls.is_empty() {
             args.push(format!("--redlock-urls={}", self.redlock_urls.join(",")));

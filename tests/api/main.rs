@@ -13,4 +13,5 @@ mod health;
 mod idempotency;
 mod integrity;
 mod races;
+mod seat_stream;
 mod switching;

@@ -172,6 +172,26 @@ async fn the_seat_map_shows_the_race_live_through_nginx() {
     let title = browser.js("return document.querySelector(\".seat[data-seat='C5']\").title;").await;
     assert!(title.as_str().unwrap().contains("curl-carol (replica-3)"), "{title}");
 
+    // The replica serving the page's stream dies; a booking made meanwhile on
+    // another replica is on the page once the stream reconnects elsewhere.
+    let streaming = browser.js("return document.querySelector('#stream-status').dataset.instance;").await;
+    let streaming = streaming.as_str().expect("the stream names its replica").to_owned();
+    cluster.script(&["kill", &streaming]);
+    let other = (1..=3).find(|i| format!("replica-{i}") != streaming).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/book", cluster.replica_port_base + other - 1))
+        .json(&json!({ "event_id": 1, "seat_number": "D4", "customer_id": "during-the-outage" }))
+        .send()
+        .await
+        .expect("book on a live replica");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let moved = format!("document.querySelector('#stream-status').dataset.instance !== '{streaming}' && document.querySelector('#stream-status').classList.contains('live')");
+    browser.wait_for("the stream reconnects to another replica", 15, &moved).await;
+    browser.wait_for("the page resyncs", 5, "document.querySelector(\".seat[data-seat='D4']\").dataset.state === 'booked'").await;
+    assert_eq!(browser.js("return window.loadedOnce;").await, json!("yes"), "resynced without a reload");
+    cluster.script(&["start", &streaming]);
+    browser.wait_for("three replicas again", 15, "document.querySelectorAll('#replicas tr').length === 3").await;
+
     // The page switches the cluster, and every replica's label follows.
     browser.switch_strategy("fenced").await;
     browser.screenshot("switched-fenced").await;
