@@ -1,12 +1,25 @@
 -- pgbench: the `pessimistic` strategy's booking transaction, statement for
--- statement as src/storage.rs runs it (the seat is picked by id here, by
--- (event_id, seat_number) in the service: both are unique index look-ups).
+-- statement as the service runs it (src/strategy/pessimistic.rs, then
+-- src/storage/booking.rs::write_booking). The seat is picked by id here, by
+-- (event_id, seat_number) in the service: both are unique index look-ups.
 \set seat_id random(:first, :last)
 BEGIN;
 SELECT id, event_id, seat_number, section, row_name, is_booked, booked_by, booked_at, version, fencing_token
   FROM seats WHERE id = :seat_id FOR UPDATE;
-UPDATE seats SET is_booked = TRUE, booked_by = 'pgbench', booked_at = now(), version = version + 1 WHERE id = :seat_id;
-INSERT INTO bookings (event_id, seat_id, customer_id, status, reason, locking_strategy, instance_id, attempts, fencing_token)
-  VALUES (:event, :seat_id, 'pgbench', 'confirmed', NULL, 'pessimistic', 'pgbench', 1, NULL) RETURNING id;
-SELECT count(*) FROM bookings WHERE seat_id = :seat_id AND status IN ('confirmed', 'double_booked');
+SELECT name, version FROM strategy_epoch FOR SHARE;
+UPDATE seats SET is_booked = TRUE, booked_by = 'pgbench', booked_at = now(), version = version + 1
+  WHERE id = :seat_id AND TRUE;
+WITH earlier AS (
+    SELECT count(*) AS holders FROM bookings
+    WHERE seat_id = :seat_id AND status IN ('confirmed', 'double_booked')
+), inserted AS (
+    INSERT INTO bookings (event_id, seat_id, customer_id, status, locking_strategy, instance_id, attempts, fencing_token)
+    SELECT :event, :seat_id, 'pgbench', CASE WHEN earlier.holders = 0 THEN 'confirmed' ELSE 'double_booked' END,
+           'pessimistic', 'pgbench', 1, NULL
+    FROM earlier
+    RETURNING id
+), linked AS (
+    UPDATE idempotency_keys SET booking_id = (SELECT id FROM inserted) WHERE key = NULL
+)
+SELECT inserted.id, earlier.holders + 1 FROM inserted, earlier;
 COMMIT;
