@@ -98,7 +98,7 @@ pgbench_run() {
         -D event="$event" -D first="$first" -D last="$last" -f "$ROOT/scripts/bench/$script.sql" booking >"$WORK/pgbench.out" 2>&1) \
         || { cat "$WORK/pgbench.out" >&2; die "pgbench failed"; }
     local tps
-    tps=$(sed -nE 's/^tps = ([0-9.]+) .*without initial.*/\1/p' "$WORK/pgbench.out")
+    tps=$(printf '%.0f' "$(sed -nE 's/^tps = ([0-9.]+) .*without initial.*/\1/p' "$WORK/pgbench.out")")
     if [ "$script" = conditional ]; then
         # Every transaction must have booked a seat of its own.
         local booked transactions
