@@ -89,13 +89,14 @@ group_ticks() { # group_ticks replicas|postgres|nginx
 
 # pgbench SCRIPT MODE -> "tps p50_ms p99_ms"
 pgbench_run() {
-    local script=$1 mode=$2 event first last
+    local script=$1 mode=$2 event first last epoch
     event=$(new_event "pgbench $script $mode" 200)
     read -r first last < <(psql_bench -F ' ' -c "SELECT min(id), max(id) FROM seats WHERE event_id = $event")
+    epoch=$(psql_bench -c "SELECT version FROM strategy_epoch")
     psql_bench -c "DROP SEQUENCE IF EXISTS bench_fresh_seat; CREATE SEQUENCE bench_fresh_seat MINVALUE 0 START 0" >/dev/null
     rm -f "$WORK"/pgbench_log.*
     (cd "$WORK" && pgbench -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M "$mode" -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -l \
-        -D event="$event" -D first="$first" -D last="$last" -f "$ROOT/scripts/bench/$script.sql" booking >"$WORK/pgbench.out" 2>&1) \
+        -D event="$event" -D first="$first" -D last="$last" -D epoch="$epoch" -f "$ROOT/scripts/bench/$script.sql" booking >"$WORK/pgbench.out" 2>&1) \
         || { cat "$WORK/pgbench.out" >&2; die "pgbench failed"; }
     local tps
     tps=$(printf '%.0f' "$(sed -nE 's/^tps = ([0-9.]+) .*without initial.*/\1/p' "$WORK/pgbench.out")")

@@ -5,9 +5,9 @@
 SELECT id, event_id, seat_number, section, row_name, is_booked, booked_by, booked_at, version, fencing_token
   FROM seats WHERE id = :seat_id;
 BEGIN;
-SELECT name, version FROM strategy_epoch FOR SHARE;
 UPDATE seats SET is_booked = TRUE, booked_by = 'pgbench', booked_at = now(), version = version + 1
-  WHERE id = :seat_id AND TRUE;
+  WHERE id = :seat_id AND TRUE
+    AND (SELECT version FROM strategy_epoch FOR SHARE) = :epoch;
 WITH earlier AS (
     SELECT count(*) AS holders FROM bookings
     WHERE seat_id = :seat_id AND status IN ('confirmed', 'double_booked')

@@ -65,11 +65,18 @@ pub enum Written {
 
 /// The booking's one write, inside the caller's transaction:
 ///
-/// 1. share-lock the epoch row and check the booking's epoch is current (a
-///    switch waits for this transaction, and bars it once it has switched);
-/// 2. update the seat, if it still matches `condition`; this takes the seat's
-///    row lock, so concurrent writers of one seat queue here;
-/// 3. insert the booking row, counting the holders that committed before it.
+/// 1. update the seat, if it still matches `condition` and the cluster is
+///    still in the booking's epoch. The statement share-locks the epoch row
+///    (`FOR SHARE` in its sub-select): a switch waits for this transaction,
+///    and once it has switched, the check fails. It also takes the seat's row
+///    lock, so concurrent writers of one seat queue here;
+/// 2. insert the booking row, counting the holders that committed before it.
+///
+/// One statement for the epoch and the seat saves a round trip per booking.
+/// The holder count stays a statement of its own: it must see the writers
+/// the seat update waited for (see [`insert_holder`]). Only when the update
+/// matched nothing is the epoch read again, to tell a switch from a seat that
+/// changed.
 ///
 /// The caller commits. On anything but `Booked` nothing has been written, and
 /// the caller may still record a refusal in the same transaction.
@@ -80,17 +87,17 @@ pub async fn write_booking(
     condition: SeatCondition,
     attempt: Attempt<'_>,
 ) -> sqlx::Result<Written> {
-    let current = epoch::share(tx).await?;
+    if update_seat(tx, attempt.seat_id, attempt.customer_id, condition, epoch_version).await? {
+        return Ok(Written::Booked(insert_holder(tx, attempt).await?));
+    }
+    let current = epoch::current(tx).await?;
     if current.version != epoch_version {
         return Ok(Written::StaleEpoch(current));
     }
-    if !update_seat(tx, attempt.seat_id, attempt.customer_id, condition).await? {
-        return Ok(Written::SeatChanged);
-    }
-    Ok(Written::Booked(insert_holder(tx, attempt).await?))
+    Ok(Written::SeatChanged)
 }
 
-async fn update_seat(conn: &mut PgConnection, seat_id: i64, customer_id: &str, condition: SeatCondition) -> sqlx::Result<bool> {
+async fn update_seat(conn: &mut PgConnection, seat_id: i64, customer_id: &str, condition: SeatCondition, epoch: u64) -> sqlx::Result<bool> {
     let (filter, value) = match condition {
         SeatCondition::Any => ("TRUE", None),
         SeatCondition::Version(version) => ("version = $3 AND NOT is_booked", Some(version)),
@@ -98,11 +105,13 @@ async fn update_seat(conn: &mut PgConnection, seat_id: i64, customer_id: &str, c
     };
     let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE seats SET is_booked = TRUE, booked_by = $2, booked_at = now(), version = version + 1
-         WHERE id = $1 AND {filter}"
+         WHERE id = $1 AND {filter}
+           AND (SELECT version FROM strategy_epoch FOR SHARE) = $4"
     )))
     .bind(seat_id)
     .bind(customer_id)
     .bind(value)
+    .bind(epoch as i64)
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)

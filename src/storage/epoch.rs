@@ -31,12 +31,12 @@ pub async fn load(pool: &PgPool) -> sqlx::Result<Applied> {
     applied(sqlx::query_as("SELECT name, version FROM strategy_epoch").fetch_one(pool).await?)
 }
 
-/// `SELECT … FOR SHARE` on the epoch row, inside a booking's write
-/// transaction. Many bookings share the lock at once; a switch's UPDATE waits
-/// until they have all committed, and once it has committed they read its
-/// new epoch here.
-pub(super) async fn share(tx: &mut PgConnection) -> sqlx::Result<Applied> {
-    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch FOR SHARE").fetch_one(tx).await?)
+/// The epoch as a booking's write transaction sees it, after its seat update
+/// matched nothing: a newer epoch means the cluster switched under it. (The
+/// share lock that makes a switch wait for bookings is taken inside the seat
+/// update itself, see [`super::booking::write_booking`].)
+pub(super) async fn current(tx: &mut PgConnection) -> sqlx::Result<Applied> {
+    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch").fetch_one(tx).await?)
 }
 
 /// Starts the next epoch with `name`, inside the barrier's transaction, if the
