@@ -111,8 +111,15 @@ impl Browser {
         path
     }
 
-    async fn quit(mut self) {
+    async fn quit(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+/// chromedriver (and the browser it started) goes away with the test, a
+/// failing one too.
+impl Drop for Browser {
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
