@@ -21,8 +21,9 @@ use crate::storage::epoch;
 
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// Subscribes to `channel`; done before the replica serves, so that it hears
-/// every switch from its first request on.
+/// A pub/sub connection subscribed to `channel`. The cluster channel's is
+/// made before the replica serves, so that it hears every switch from its
+/// first request on; the live seat feed ([`crate::live`]) uses it too.
 pub async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;

@@ -84,6 +84,11 @@ impl AnswerCounts {
     }
 }
 
+/// The HTTP client every LabClient uses, sending `headers` with each request.
+fn http_client(headers: reqwest::header::HeaderMap) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build()
+}
+
 #[derive(Clone)]
 pub struct LabClient {
     base_url: String,
@@ -96,7 +101,7 @@ pub struct LabClient {
 
 impl LabClient {
     pub fn new(base_url: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let http = http_client(reqwest::header::HeaderMap::new())?;
         Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), http, tries: 3, keys: true })
     }
 
@@ -110,7 +115,7 @@ impl LabClient {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        self.http = reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build()?;
+        self.http = http_client(headers)?;
         Ok(self)
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::Change;
+use crate::cluster::listener::subscribe;
 
 /// Changes waiting to be published; past it, a change is dropped (and pages
 /// that missed it resync on their next reconnect or reset).
@@ -139,10 +140,4 @@ pub async fn subscribe_loop(client: redis::Client, channel: String, updates: bro
             _ = tokio::time::sleep(RECONNECT_DELAY) => {}
         }
     }
-}
-
-async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
 }

@@ -90,7 +90,7 @@ pub async fn write_booking(
     if update_seat(tx, attempt.seat_id, attempt.customer_id, condition, epoch_version).await? {
         return Ok(Written::Booked(insert_holder(tx, attempt).await?));
     }
-    let current = epoch::current(tx).await?;
+    let current = epoch::load(&mut *tx).await?;
     if current.version != epoch_version {
         return Ok(Written::StaleEpoch(current));
     }

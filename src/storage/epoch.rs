@@ -25,18 +25,12 @@ pub async fn load_or_seed(pool: &PgPool, default: StrategyName) -> sqlx::Result<
     load(pool).await
 }
 
-/// The cluster's current setting.
+/// The cluster's current setting, read from the pool or inside a
+/// transaction (a booking's write reads it after its seat update matched
+/// nothing, to tell a switch from a seat that changed).
 #[tracing::instrument(name = "db.load_epoch", skip_all)]
-pub async fn load(pool: &PgPool) -> sqlx::Result<Applied> {
-    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch").fetch_one(pool).await?)
-}
-
-/// The epoch as a booking's write transaction sees it, after its seat update
-/// matched nothing: a newer epoch means the cluster switched under it. (The
-/// share lock that makes a switch wait for bookings is taken inside the seat
-/// update itself, see [`super::booking::write_booking`].)
-pub(super) async fn current(tx: &mut PgConnection) -> sqlx::Result<Applied> {
-    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch").fetch_one(tx).await?)
+pub async fn load(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<Applied> {
+    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch").fetch_one(db).await?)
 }
 
 /// Starts the next epoch with `name`, inside the barrier's transaction, if the

@@ -8,7 +8,7 @@ use booking_service::faults;
 use booking_service::lab::client::LabClient;
 
 #[path = "../common/ports.rs"]
-mod ports;
+pub mod ports;
 use ports::Reserved;
 
 pub struct NativeCluster {

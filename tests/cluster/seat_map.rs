@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::harness::NativeCluster;
-
-#[path = "../common/ports.rs"]
-mod ports;
+use crate::harness::{NativeCluster, ports};
 
 /// chromedriver and one headless Chromium session, stopped when dropped.
 struct Browser {
