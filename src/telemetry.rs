@@ -145,6 +145,9 @@ pub fn request_span<B>(request: &Request<B>) -> Span {
         request_id,
         http.response.status_code = tracing::field::Empty,
     );
+    if span.is_disabled() {
+        return span;
+    }
     // Before the span is entered: tracing-opentelemetry ignores a parent set later.
     let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(request.headers())));
     let _ = span.set_parent(parent);

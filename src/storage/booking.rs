@@ -63,20 +63,23 @@ pub enum Written {
     StaleEpoch(Applied),
 }
 
-/// The booking's one write, inside the caller's transaction:
+/// The booking's one write, inside the caller's transaction: one statement
+/// that
 ///
-/// 1. update the seat, if it still matches `condition` and the cluster is
+/// 1. updates the seat, if it still matches `condition` and the cluster is
 ///    still in the booking's epoch. The statement share-locks the epoch row
 ///    (`FOR SHARE` in its sub-select): a switch waits for this transaction,
 ///    and once it has switched, the check fails. It also takes the seat's row
 ///    lock, so concurrent writers of one seat queue here;
-/// 2. insert the booking row, counting the holders that committed before it.
+/// 2. counts the seat's holders on the seat row (`holders + 1`). An UPDATE
+///    that waited for another writer of the row re-reads the row once that
+///    writer commits, so the count includes every earlier holder: a second
+///    holder is marked `double_booked`, and the response and the stats tell
+///    the truth;
+/// 3. inserts the booking row, and links the request's idempotency key to it.
 ///
-/// One statement for the epoch and the seat saves a round trip per booking.
-/// The holder count stays a statement of its own: it must see the writers
-/// the seat update waited for (see [`insert_holder`]). Only when the update
-/// matched nothing is the epoch read again, to tell a switch from a seat that
-/// changed.
+/// Only when the update matched nothing is the epoch read again, to tell a
+/// switch from a seat that changed.
 ///
 /// The caller commits. On anything but `Booked` nothing has been written, and
 /// the caller may still record a refusal in the same transaction.
@@ -87,8 +90,8 @@ pub async fn write_booking(
     condition: SeatCondition,
     attempt: Attempt<'_>,
 ) -> sqlx::Result<Written> {
-    if update_seat(tx, attempt.seat_id, attempt.customer_id, condition, epoch_version).await? {
-        return Ok(Written::Booked(insert_holder(tx, attempt).await?));
+    if let Some(recorded) = book_seat(tx, epoch_version, condition, attempt).await? {
+        return Ok(Written::Booked(recorded));
     }
     let current = epoch::load(&mut *tx).await?;
     if current.version != epoch_version {
@@ -97,46 +100,29 @@ pub async fn write_booking(
     Ok(Written::SeatChanged)
 }
 
-async fn update_seat(conn: &mut PgConnection, seat_id: i64, customer_id: &str, condition: SeatCondition, epoch: u64) -> sqlx::Result<bool> {
+async fn book_seat(conn: &mut PgConnection, epoch: u64, condition: SeatCondition, attempt: Attempt<'_>) -> sqlx::Result<Option<Recorded>> {
     let (filter, value) = match condition {
         SeatCondition::Any => ("TRUE", None),
-        SeatCondition::Version(version) => ("version = $3 AND NOT is_booked", Some(version)),
-        SeatCondition::FencingToken(token) => ("fencing_token = $3", Some(token)),
+        SeatCondition::Version(version) => ("version = $9 AND NOT is_booked", Some(version)),
+        SeatCondition::FencingToken(token) => ("fencing_token = $9", Some(token)),
     };
-    let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE seats SET is_booked = TRUE, booked_by = $2, booked_at = now(), version = version + 1
-         WHERE id = $1 AND {filter}
-           AND (SELECT version FROM strategy_epoch FOR SHARE) = $4"
-    )))
-    .bind(seat_id)
-    .bind(customer_id)
-    .bind(value)
-    .bind(epoch as i64)
-    .execute(conn)
-    .await?;
-    Ok(updated.rows_affected() == 1)
-}
-
-/// Inserts the holder's row. The count of earlier holders runs in this
-/// statement's snapshot, taken after the seat update above waited for (and
-/// so saw) every earlier writer of the seat: a second holder is marked
-/// `double_booked`, so the response and the stats tell the truth.
-async fn insert_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sqlx::Result<Recorded> {
-    let (booking_id, holders): (i64, i64) = sqlx::query_as(
-        "WITH earlier AS (
-             SELECT count(*) AS holders FROM bookings
-             WHERE seat_id = $2 AND status IN ('confirmed', 'double_booked')
+    let booked: Option<(i64, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH seat AS (
+             UPDATE seats SET is_booked = TRUE, booked_by = $3, booked_at = now(), version = version + 1, holders = holders + 1
+             WHERE id = $2 AND {filter}
+               AND (SELECT version FROM strategy_epoch FOR SHARE) = $10
+             RETURNING holders
          ), inserted AS (
              INSERT INTO bookings
                  (event_id, seat_id, customer_id, status, locking_strategy, instance_id, attempts, fencing_token)
-             SELECT $1, $2, $3, CASE WHEN earlier.holders = 0 THEN 'confirmed' ELSE 'double_booked' END, $4, $5, $6, $7
-             FROM earlier
+             SELECT $1, $2, $3, CASE WHEN seat.holders = 1 THEN 'confirmed' ELSE 'double_booked' END, $4, $5, $6, $7
+             FROM seat
              RETURNING id
          ), linked AS (
-             UPDATE idempotency_keys SET booking_id = (SELECT id FROM inserted) WHERE key = $8
+             UPDATE idempotency_keys SET booking_id = inserted.id FROM inserted WHERE key = $8
          )
-         SELECT inserted.id, earlier.holders + 1 FROM inserted, earlier",
-    )
+         SELECT inserted.id, seat.holders FROM inserted, seat"
+    )))
     .bind(attempt.event_id)
     .bind(attempt.seat_id)
     .bind(attempt.customer_id)
@@ -145,9 +131,11 @@ async fn insert_holder(conn: &mut PgConnection, attempt: Attempt<'_>) -> sqlx::R
     .bind(attempt.attempts)
     .bind(attempt.fencing_token)
     .bind(attempt.idempotency_key)
-    .fetch_one(conn)
+    .bind(value)
+    .bind(epoch as i64)
+    .fetch_optional(conn)
     .await?;
-    Ok(Recorded { booking_id, holders })
+    Ok(booked.map(|(booking_id, holders)| Recorded { booking_id, holders: holders.into() }))
 }
 
 /// The booking by which `customer_id` holds the seat, if they hold it.

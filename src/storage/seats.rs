@@ -169,7 +169,7 @@ pub async fn delete_event(conn: &mut PgConnection, event_id: i64) -> sqlx::Resul
 #[tracing::instrument(name = "db.reset_event", skip_all)]
 pub async fn reset_event(conn: &mut PgConnection, event_id: i64) -> sqlx::Result<bool> {
     let seats = sqlx::query(
-        "UPDATE seats SET is_booked = FALSE, booked_by = NULL, booked_at = NULL, version = 0, fencing_token = 0
+        "UPDATE seats SET is_booked = FALSE, booked_by = NULL, booked_at = NULL, version = 0, fencing_token = 0, holders = 0
          WHERE event_id = $1",
     )
     .bind(event_id)
