@@ -39,6 +39,9 @@ async fn none_double_books_under_concurrency() {
         let race = burst(&[&app], "A1", 10).await;
         assert_eq!(race.errors, 0, "round {round}: {race:?}");
         assert!(race.double_booked >= 5, "round {round}: most requests should double-book: {race:?}");
+        // The seat row counts its holders: exactly the first writer is told
+        // `confirmed`, every later one `double_booked`.
+        assert_eq!(race.confirmed, 1, "round {round}: {race:?}");
         assert_eq!(app.double_booking_count().await, 1, "round {round}");
     }
 }
