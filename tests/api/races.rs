@@ -83,12 +83,18 @@ async fn fenced_holds() {
 
 #[tokio::test]
 async fn losers_say_why_they_lost() {
-    let optimistic = spawn_app_with(Options { strategy: "optimistic", optimistic_max_retries: 0, ..Options::default() }).await;
+    // Every loser must read the seat while the winner still holds it, or it
+    // finds the seat taken instead. A fresh replica opens its pool connections
+    // during this first burst, which on a loaded machine can take longer than
+    // the usual 200 ms, so these races hold for a second.
+    const HOLD_MS: u64 = 1000;
+    let optimistic =
+        spawn_app_with(Options { strategy: "optimistic", optimistic_max_retries: 0, hold_ms: HOLD_MS, ..Options::default() }).await;
     let race = burst(&[&optimistic], "A1", 10).await;
     assert_eq!(race.confirmed, 1, "{race:?}");
     assert_eq!(race.refusals, BTreeMap::from([("retries_exhausted".to_owned(), 9)]), "no retries left: {race:?}");
 
-    let distributed = app_with("distributed").await;
+    let distributed = spawn_app_with(Options { strategy: "distributed", hold_ms: HOLD_MS, ..Options::default() }).await;
     let race = burst(&[&distributed], "A1", 10).await;
     assert_eq!(race.confirmed, 1, "{race:?}");
     assert_eq!(race.refusals, BTreeMap::from([("lock_busy".to_owned(), 9)]), "the lock was held throughout: {race:?}");
