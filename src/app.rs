@@ -28,7 +28,7 @@ use crate::http::AdminToken;
 use crate::keys::Keys;
 pub use crate::state::AppState;
 use crate::state::Shared;
-use crate::storage::epoch;
+use crate::storage::{self, epoch};
 use crate::strategy::Strategies;
 
 /// How long a request waits for a pooled Postgres connection before it is
@@ -59,6 +59,7 @@ impl Application {
 
         let db = connect_database(&config.database).await?;
         migrate(&db).await?;
+        let booking_db = booking_pool(&config.database)?;
 
         let redis_client = redis::Client::open(config.redis.redis_url.as_str()).context("invalid REDIS_URL")?;
         let redis_config = ConnectionManagerConfig::new()
@@ -115,6 +116,7 @@ impl Application {
 
         let state = AppState(Arc::new(Shared {
             db,
+            booking_db,
             redis,
             keys,
             instance_id,
@@ -180,6 +182,7 @@ impl Application {
 
         cancel.cancel();
         let _ = tokio::join!(listener_task, heartbeat_task, gauges_task, expiry_task, liveness_task, publish_task, subscribe_task);
+        state.booking_db.close();
         state.db.close().await;
         tracing::info!("replica stopped");
         Ok(())
@@ -213,6 +216,13 @@ pub async fn connect_database(config: &DatabaseConfig) -> anyhow::Result<PgPool>
         .connect_with(options)
         .await
         .context("cannot connect to Postgres (is it running? check DATABASE_URL)")
+}
+
+/// The booking path's own pool (see [`storage::pipelined`]), with the same
+/// lock timeout and acquire timeout as the sqlx pool.
+fn booking_pool(config: &DatabaseConfig) -> anyhow::Result<storage::pipelined::Pool> {
+    let lock_timeout = Duration::from_millis(config.database_lock_timeout_ms);
+    storage::pipelined::pool(&config.database_url, config.database_max_connections as usize, lock_timeout, DB_ACQUIRE_TIMEOUT)
 }
 
 /// Applies the migrations in `migrations/`; concurrent callers serialise on

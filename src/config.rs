@@ -120,7 +120,9 @@ pub struct DatabaseConfig {
     /// Postgres connection URL.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/booking", hide_env_values = true)]
     pub database_url: String,
-    /// Most connections this replica holds open.
+    /// Most connections each of this replica's two pools holds open: the
+    /// bookings' own, and sqlx's for everything else (idempotency keys, admin,
+    /// seat maps). Each opens connections only as they are needed.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
     pub database_max_connections: u32,
     /// Create the database named in the URL when it does not exist yet.

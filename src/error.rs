@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::storage::pipelined::DbError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// 400: the request was understood but a value in it is wrong.
@@ -58,9 +60,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// Whether `error` is Postgres giving up on a row lock after `lock_timeout`.
-pub(crate) fn is_lock_timeout(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE))
+pub(crate) fn is_lock_timeout(error: &DbError) -> bool {
+    error.code() == Some(LOCK_NOT_AVAILABLE)
 }
+
+/// Postgres itself saying it is going away or cannot serve: the connection
+/// exception (08), insufficient resources (53) and operator intervention (57:
+/// admin shutdown, crash shutdown, starting up) classes.
+fn is_outage_code(code: &str) -> bool {
+    ["08", "53", "57"].iter().any(|class| code.starts_with(class))
+}
+
+const LOCK_HELD_TOO_LONG: &str =
+    "a row lock stayed held past DATABASE_LOCK_TIMEOUT_MS (a paused or stuck transaction?); nothing was written";
 
 impl Error {
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -94,18 +106,36 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 Self::Unavailable { what: "database", detail: error.to_string() }
             }
-            // Postgres itself saying it is going away or cannot serve: the
-            // connection exception (08), insufficient resources (53) and
-            // operator intervention (57: admin shutdown, crash shutdown,
-            // starting up) classes.
-            sqlx::Error::Database(ref db) if db.code().is_some_and(|code| ["08", "53", "57"].iter().any(|class| code.starts_with(class))) => {
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|code| is_outage_code(&code)) => {
                 Self::Unavailable { what: "database", detail: error.to_string() }
             }
-            sqlx::Error::Database(ref db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::Unavailable {
-                what: "database",
-                detail: "a row lock stayed held past DATABASE_LOCK_TIMEOUT_MS (a paused or stuck transaction?); nothing was written".into(),
-            },
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
+                Self::Unavailable { what: "database", detail: LOCK_HELD_TOO_LONG.into() }
+            }
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<DbError> for Error {
+    /// The booking path's errors, sorted as sqlx's are: a connection that
+    /// cannot be had or that broke, and Postgres going away, are 503.
+    fn from(error: DbError) -> Self {
+        let outage = match &error {
+            DbError::Pool(_) => true,
+            DbError::Postgres(postgres) => match postgres.code() {
+                Some(code) => is_outage_code(code.code()),
+                // No SQLSTATE: the connection itself failed (closed, reset).
+                None => postgres.is_closed() || std::error::Error::source(postgres).is_some_and(|source| source.is::<std::io::Error>()),
+            },
+            DbError::Data(_) => false,
+        };
+        if outage {
+            Self::Unavailable { what: "database", detail: error.to_string() }
+        } else if is_lock_timeout(&error) {
+            Self::Unavailable { what: "database", detail: LOCK_HELD_TOO_LONG.into() }
+        } else {
+            Self::Internal(error.into())
         }
     }
 }

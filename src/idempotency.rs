@@ -16,7 +16,7 @@
 //!
 //! Why one key never books twice, under every strategy (`none` and `mutex`
 //! included): every strategy's final write is one transaction
-//! ([`crate::storage::booking::write_booking`]), and that transaction also
+//! ([`crate::storage::booking::commit_booking`]), and that transaction also
 //! sets the key's `booking_id`. A retry that finds the key with a booking
 //! rebuilds the answer from it instead of booking; one that finds none knows
 //! nothing was committed. A request whose replica died is recognised at once:

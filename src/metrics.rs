@@ -57,7 +57,7 @@ fn describe() {
     describe_gauge!("available_seats", "Seats not yet booked, by event");
     describe_counter!("http_requests_total", "HTTP requests by route, method and status");
     describe_histogram!("http_request_duration_seconds", "HTTP latency by route, method and status");
-    describe_gauge!("db_pool_connections", "Postgres pool connections by state (in_use, idle)");
+    describe_gauge!("db_pool_connections", "Postgres pool connections by pool (bookings, other) and state (in_use, idle)");
     describe_gauge!("mutex_seats_tracked", "Seats the in-process mutex map holds an entry for");
     describe_histogram!(
         "strategy_switch_pause_seconds",
@@ -128,9 +128,10 @@ pub fn available_seats(event_id: i64, available: i64) {
     gauge!("available_seats", "event_id" => event_id.to_string()).set(available as f64);
 }
 
-pub fn db_pool(in_use: usize, idle: usize) {
-    gauge!("db_pool_connections", "state" => "in_use").set(in_use as f64);
-    gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+/// `pool` is `bookings` (the booking path's own pool) or `other` (sqlx).
+pub fn db_pool(pool: &'static str, in_use: usize, idle: usize) {
+    gauge!("db_pool_connections", "pool" => pool, "state" => "in_use").set(in_use as f64);
+    gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);
 }
 
 /// Axum middleware: counts and times every request by its route template

@@ -22,7 +22,10 @@ use crate::strategy::Strategies;
 pub struct AppState(pub(crate) Arc<Shared>);
 
 pub struct Shared {
+    /// sqlx: everything but the bookings themselves.
     pub db: PgPool,
+    /// The bookings' own connections, which pipeline (see [`crate::storage::pipelined`]).
+    pub booking_db: crate::storage::pipelined::Pool,
     /// The main Redis: heartbeats, the switch barrier, single-node locks.
     pub redis: ConnectionManager,
     pub keys: Keys,

@@ -1,4 +1,4 @@
--- pgbench: a booking's one write, src/storage/booking.rs::write_booking, as
+-- pgbench: a booking's one write, src/storage/booking.rs::commit_booking, as
 -- one statement (the epoch check, the seat with its holder count, the booking
 -- row, the idempotency key's link), then COMMIT. bench.sh appends it to each
 -- strategy's script (pessimistic.sql, none.sql), which opens the transaction.

@@ -19,7 +19,7 @@
 //! does not hold the cluster up: the switch goes ahead without it. It cannot
 //! book under its old strategy afterwards, because every booking's write
 //! checks its epoch against the one in Postgres, in the same transaction
-//! ([`crate::storage::booking::write_booking`]). Its first such write is
+//! ([`crate::storage::booking::commit_booking`]). Its first such write is
 //! refused `stale_strategy`, and it catches up at once. That check, not the
 //! gate, is what makes the switch safe; the gate makes it cheap.
 

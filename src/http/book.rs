@@ -239,7 +239,7 @@ async fn book(State(state): State<AppState>, headers: HeaderMap, payload: Result
         let state = state.clone();
         tokio::spawn(
             async move {
-                let outcome = state.strategies.book(applied, &state.db, &booking).await;
+                let outcome = state.strategies.book(applied, &state.booking_db, &booking).await;
                 drop(pass);
                 let outcome = match outcome {
                     Ok(outcome) => outcome,

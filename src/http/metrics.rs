@@ -22,7 +22,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Gauges that are cheap to read at scrape time are refreshed first.
     let size = state.db.size() as usize;
     let idle = state.db.num_idle().min(size);
-    crate::metrics::db_pool(size - idle, idle);
+    crate::metrics::db_pool("other", size - idle, idle);
+    let bookings = state.booking_db.status();
+    crate::metrics::db_pool("bookings", bookings.size - bookings.available.min(bookings.size), bookings.available);
     crate::metrics::mutex_map_size(state.strategies.tracked_mutexes());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

@@ -1,15 +1,16 @@
 //! Writing a booking: the seat and its booking row, committed together.
 //!
-//! [`write_booking`] is the one write every strategy ends with. It runs inside
-//! the caller's transaction, so the epoch check, the seat update and the
-//! booking row commit together or not at all: a crash or a Postgres failure
-//! between them leaves neither. That is atomicity *within* one request, which
+//! [`commit_booking`] is the one write every strategy ends with. It is the
+//! last statement of the caller's transaction, sent together with `COMMIT`,
+//! so the epoch check, the seat update and the booking row commit together or
+//! not at all: a crash or a Postgres failure between them leaves neither. That is atomicity *within* one request, which
 //! is not coordination *between* requests: under `none` two such writes still
 //! both succeed, one after the other, and the second is told it double-booked.
 
-use sqlx::PgConnection;
-
 use super::epoch;
+use tokio_postgres::types::ToSql;
+
+use super::pipelined::{Conn, DbError};
 use crate::domain::{Applied, BookingStatus};
 
 /// Who is booking what, with which strategy, on which replica: everything a
@@ -51,10 +52,10 @@ pub enum SeatCondition {
     FencingToken(i64),
 }
 
-/// What [`write_booking`] did.
+/// What [`commit_booking`] did.
 #[derive(Debug, Clone, Copy)]
 pub enum Written {
-    /// The seat and the booking row are written (not yet committed).
+    /// The seat and the booking row are written and committed.
     Booked(Recorded),
     /// The seat no longer matches the condition; nothing was written.
     SeatChanged,
@@ -63,8 +64,8 @@ pub enum Written {
     StaleEpoch(Applied),
 }
 
-/// The booking's one write, inside the caller's transaction: one statement
-/// that
+/// The booking's one write, and the `COMMIT` of the caller's transaction
+/// (`tx`), sent together: one statement that
 ///
 /// 1. updates the seat, if it still matches `condition` and the cluster is
 ///    still in the booking's epoch. The statement share-locks the epoch row
@@ -79,38 +80,32 @@ pub enum Written {
 /// 3. inserts the booking row, and links the request's idempotency key to it.
 ///
 /// Only when the update matched nothing is the epoch read again, to tell a
-/// switch from a seat that changed.
-///
-/// The caller commits. On anything but `Booked` nothing has been written, and
-/// the caller may still record a refusal in the same transaction.
-#[tracing::instrument(name = "db.write_booking", skip_all)]
-pub async fn write_booking(
-    tx: &mut PgConnection,
-    epoch_version: u64,
-    condition: SeatCondition,
-    attempt: Attempt<'_>,
-) -> sqlx::Result<Written> {
+/// switch from a seat that changed. On anything but `Booked` nothing was
+/// written, and `tx` is left in autocommit for the caller to record a refusal.
+#[tracing::instrument(name = "db.commit_booking", skip_all)]
+pub async fn commit_booking(tx: &mut Conn, epoch_version: u64, condition: SeatCondition, attempt: Attempt<'_>) -> Result<Written, DbError> {
     if let Some(recorded) = book_seat(tx, epoch_version, condition, attempt).await? {
         return Ok(Written::Booked(recorded));
     }
-    let current = epoch::load(&mut *tx).await?;
+    let current = epoch::current(tx).await?;
     if current.version != epoch_version {
         return Ok(Written::StaleEpoch(current));
     }
     Ok(Written::SeatChanged)
 }
 
-async fn book_seat(conn: &mut PgConnection, epoch: u64, condition: SeatCondition, attempt: Attempt<'_>) -> sqlx::Result<Option<Recorded>> {
+async fn book_seat(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt: Attempt<'_>) -> Result<Option<Recorded>, DbError> {
+    // The condition's value, if it has one, is the last parameter ($10).
     let (filter, value) = match condition {
         SeatCondition::Any => ("TRUE", None),
-        SeatCondition::Version(version) => ("version = $9 AND NOT is_booked", Some(version)),
-        SeatCondition::FencingToken(token) => ("fencing_token = $9", Some(token)),
+        SeatCondition::Version(version) => ("version = $10 AND NOT is_booked", Some(version)),
+        SeatCondition::FencingToken(token) => ("fencing_token = $10", Some(token)),
     };
-    let booked: Option<(i64, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let sql = format!(
         "WITH seat AS (
              UPDATE seats SET is_booked = TRUE, booked_by = $3, booked_at = now(), version = version + 1, holders = holders + 1
              WHERE id = $2 AND {filter}
-               AND (SELECT version FROM strategy_epoch FOR SHARE) = $10
+               AND (SELECT version FROM strategy_epoch FOR SHARE) = $9
              RETURNING holders
          ), inserted AS (
              INSERT INTO bookings
@@ -122,56 +117,63 @@ async fn book_seat(conn: &mut PgConnection, epoch: u64, condition: SeatCondition
              UPDATE idempotency_keys SET booking_id = inserted.id FROM inserted WHERE key = $8
          )
          SELECT inserted.id, seat.holders FROM inserted, seat"
-    )))
-    .bind(attempt.event_id)
-    .bind(attempt.seat_id)
-    .bind(attempt.customer_id)
-    .bind(attempt.strategy)
-    .bind(attempt.instance_id)
-    .bind(attempt.attempts)
-    .bind(attempt.fencing_token)
-    .bind(attempt.idempotency_key)
-    .bind(value)
-    .bind(epoch as i64)
-    .fetch_optional(conn)
-    .await?;
-    Ok(booked.map(|(booking_id, holders)| Recorded { booking_id, holders: holders.into() }))
+    );
+    let epoch = epoch as i64;
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &attempt.event_id,
+        &attempt.seat_id,
+        &attempt.customer_id,
+        &attempt.strategy,
+        &attempt.instance_id,
+        &attempt.attempts,
+        &attempt.fencing_token,
+        &attempt.idempotency_key,
+        &epoch,
+        &value,
+    ];
+    let params = if value.is_some() { &params[..] } else { &params[..9] };
+    let rows = tx.commit_with(&sql, params).await?;
+    let Some(row) = rows.first() else { return Ok(None) };
+    Ok(Some(Recorded { booking_id: row.try_get(0)?, holders: row.try_get::<_, i32>(1)?.into() }))
 }
 
 /// The booking by which `customer_id` holds the seat, if they hold it.
 #[tracing::instrument(name = "db.holding", skip_all)]
-pub async fn holding(conn: &mut PgConnection, seat_id: i64, customer_id: &str) -> sqlx::Result<Option<Recorded>> {
-    let held: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT b.id, (SELECT count(*) FROM bookings h WHERE h.seat_id = $1 AND h.status IN ('confirmed', 'double_booked'))
-         FROM bookings b
-         WHERE b.seat_id = $1 AND b.customer_id = $2 AND b.status IN ('confirmed', 'double_booked')
-         ORDER BY b.id LIMIT 1",
-    )
-    .bind(seat_id)
-    .bind(customer_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(held.map(|(booking_id, holders)| Recorded { booking_id, holders }))
+pub async fn holding(conn: &mut Conn, seat_id: i64, customer_id: &str) -> Result<Option<Recorded>, DbError> {
+    let held = conn
+        .query_opt(
+            "SELECT b.id, (SELECT count(*) FROM bookings h WHERE h.seat_id = $1 AND h.status IN ('confirmed', 'double_booked'))
+             FROM bookings b
+             WHERE b.seat_id = $1 AND b.customer_id = $2 AND b.status IN ('confirmed', 'double_booked')
+             ORDER BY b.id LIMIT 1",
+            &[&seat_id, &customer_id],
+        )
+        .await?;
+    let Some(row) = held else { return Ok(None) };
+    Ok(Some(Recorded { booking_id: row.try_get(0)?, holders: row.try_get(1)? }))
 }
 
 /// Records an attempt that did not get the seat, and why.
 #[tracing::instrument(name = "db.record_failure", skip_all)]
-pub async fn record_failure(conn: &mut PgConnection, attempt: Attempt<'_>, reason: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO bookings
-             (event_id, seat_id, customer_id, status, reason, locking_strategy, instance_id, attempts, fencing_token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING id",
-    )
-    .bind(attempt.event_id)
-    .bind(attempt.seat_id)
-    .bind(attempt.customer_id)
-    .bind(BookingStatus::Failed.as_str())
-    .bind(reason)
-    .bind(attempt.strategy)
-    .bind(attempt.instance_id)
-    .bind(attempt.attempts)
-    .bind(attempt.fencing_token)
-    .fetch_one(conn)
-    .await
+pub async fn record_failure(conn: &mut Conn, attempt: Attempt<'_>, reason: &str) -> Result<i64, DbError> {
+    let row = conn
+        .query_one(
+            "INSERT INTO bookings
+                 (event_id, seat_id, customer_id, status, reason, locking_strategy, instance_id, attempts, fencing_token)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             RETURNING id",
+            &[
+                &attempt.event_id,
+                &attempt.seat_id,
+                &attempt.customer_id,
+                &BookingStatus::Failed.as_str(),
+                &reason,
+                &attempt.strategy,
+                &attempt.instance_id,
+                &attempt.attempts,
+                &attempt.fencing_token,
+            ],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
 }

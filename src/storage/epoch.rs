@@ -3,6 +3,7 @@
 
 use sqlx::{PgConnection, PgPool};
 
+use super::pipelined::{Conn, DbError};
 use crate::domain::{Applied, StrategyName};
 
 /// How long a switch waits for booking transactions that hold the epoch row
@@ -25,12 +26,23 @@ pub async fn load_or_seed(pool: &PgPool, default: StrategyName) -> sqlx::Result<
     load(pool).await
 }
 
-/// The cluster's current setting, read from the pool or inside a
-/// transaction (a booking's write reads it after its seat update matched
-/// nothing, to tell a switch from a seat that changed).
+const LOAD: &str = "SELECT name, version FROM strategy_epoch";
+
+/// The cluster's current setting, read from the pool or inside a transaction.
 #[tracing::instrument(name = "db.load_epoch", skip_all)]
 pub async fn load(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<Applied> {
-    applied(sqlx::query_as("SELECT name, version FROM strategy_epoch").fetch_one(db).await?)
+    applied(sqlx::query_as(LOAD).fetch_one(db).await?)
+}
+
+/// [`load`], on the booking path's connection: a booking's write reads it
+/// after its seat update matched nothing, to tell a switch from a seat that
+/// changed.
+#[tracing::instrument(name = "db.load_epoch", skip_all)]
+pub async fn current(conn: &mut Conn) -> Result<Applied, DbError> {
+    let row = conn.query_one(LOAD, &[]).await?;
+    let name: String = row.try_get(0)?;
+    let name: StrategyName = name.parse().map_err(DbError::Data)?;
+    Ok(Applied { name, version: row.try_get::<_, i64>(1)? as u64 })
 }
 
 /// Starts the next epoch with `name`, inside the barrier's transaction, if the

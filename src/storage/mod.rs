@@ -2,9 +2,12 @@
 //!
 //! Every locking strategy calls these functions; strategies differ only in how
 //! they coordinate around them, never in the SQL itself. Functions that run
-//! inside a strategy's critical section take a `&mut PgConnection`, so the same
-//! query works on a pooled connection and inside a transaction.
+//! inside a strategy's critical section take a [`pipelined::Conn`], the
+//! booking path's connection, so the same query works in autocommit and
+//! inside a transaction; the rest use sqlx.
 //!
+//! - [`pipelined`]: the booking path's connections, which send `BEGIN` with a
+//!   transaction's first statement and `COMMIT` with its last.
 //! - [`seats`]: events and seats, read and reset.
 //! - [`booking`]: the one write every booking ends with, seat and booking row together.
 //! - [`epoch`]: the cluster's strategy epoch, which that write checks.
@@ -14,9 +17,10 @@
 pub mod booking;
 pub mod epoch;
 pub mod idempotency;
+pub mod pipelined;
 pub mod seats;
 pub mod stats;
 
-pub use booking::{Attempt, Recorded, SeatCondition, Written, holding, record_failure, write_booking};
-pub use seats::{Event, Holder, Seat, available_seats, holders, create_event, delete_event, event, fence_seat, reset_event, seat, seat_for_update, seats};
+pub use booking::{Attempt, Recorded, SeatCondition, Written, commit_booking, holding, record_failure};
+pub use seats::{Event, Holder, Seat, available_seats, holders, create_event, delete_event, event, event_exists, fence_seat, reset_event, seat, seat_for_update, seats};
 pub use stats::{DoubleBooking, Stats, double_bookings, stats};

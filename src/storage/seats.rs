@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
+use super::pipelined::{Conn, DbError};
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Event {
     pub id: i64,
@@ -29,6 +31,29 @@ pub struct Seat {
 
 const SEAT_COLUMNS: &str = "id, event_id, seat_number, section, row_name, is_booked, booked_by, \
                             booked_at, version, fencing_token";
+
+impl Seat {
+    /// A row of [`SEAT_COLUMNS`], as the booking path's connection returns it.
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            event_id: row.try_get("event_id")?,
+            seat_number: row.try_get("seat_number")?,
+            section: row.try_get("section")?,
+            row_name: row.try_get("row_name")?,
+            is_booked: row.try_get("is_booked")?,
+            booked_by: row.try_get("booked_by")?,
+            booked_at: row.try_get("booked_at")?,
+            version: row.try_get("version")?,
+            fencing_token: row.try_get("fencing_token")?,
+        })
+    }
+}
+
+/// The seat, on the booking path's connection, from one statement.
+async fn one_seat(conn: &mut Conn, sql: &str, params: super::pipelined::Params<'_>) -> Result<Option<Seat>, DbError> {
+    Ok(conn.query_opt(sql, params).await?.as_ref().map(Seat::from_row).transpose()?)
+}
 
 #[tracing::instrument(name = "db.event", skip_all)]
 pub async fn event(pool: &PgPool, event_id: i64) -> sqlx::Result<Option<Event>> {
@@ -87,40 +112,34 @@ pub async fn available_seats(pool: &PgPool, event_id: Option<i64>) -> sqlx::Resu
     .await
 }
 
+/// Whether the event exists, on the booking path's connection (a booking of
+/// a seat that is not there says which of the two is missing).
+#[tracing::instrument(name = "db.event_exists", skip_all)]
+pub async fn event_exists(conn: &mut Conn, event_id: i64) -> Result<bool, DbError> {
+    Ok(conn.query_opt("SELECT 1 FROM events WHERE id = $1", &[&event_id]).await?.is_some())
+}
+
 /// A plain read: what every strategy except `pessimistic` starts with.
 #[tracing::instrument(name = "db.read_seat", skip_all)]
-pub async fn seat(conn: &mut PgConnection, event_id: i64, seat_number: &str) -> sqlx::Result<Option<Seat>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2")))
-        .bind(event_id)
-        .bind(seat_number)
-        .fetch_optional(conn)
-        .await
+pub async fn seat(conn: &mut Conn, event_id: i64, seat_number: &str) -> Result<Option<Seat>, DbError> {
+    one_seat(conn, &format!("SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2"), &[&event_id, &seat_number]).await
 }
 
 /// `SELECT … FOR UPDATE`: reads the seat and locks its row until the
 /// surrounding transaction ends. A second transaction asking for the same row
 /// waits here.
 #[tracing::instrument(name = "db.select_seat_for_update", skip_all)]
-pub async fn seat_for_update(conn: &mut PgConnection, event_id: i64, seat_number: &str) -> sqlx::Result<Option<Seat>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2 FOR UPDATE")))
-        .bind(event_id)
-        .bind(seat_number)
-        .fetch_optional(conn)
-        .await
+pub async fn seat_for_update(tx: &mut Conn, event_id: i64, seat_number: &str) -> Result<Option<Seat>, DbError> {
+    let sql = format!("SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2 FOR UPDATE");
+    one_seat(tx, &sql, &[&event_id, &seat_number]).await
 }
 
 /// Records `token` as the newest fencing token to touch the seat and returns
 /// the seat, or `None` when a newer token got there first.
 #[tracing::instrument(name = "db.fence_seat", skip_all)]
-pub async fn fence_seat(conn: &mut PgConnection, seat_id: i64, token: i64) -> sqlx::Result<Option<Seat>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE seats SET fencing_token = $2 WHERE id = $1 AND fencing_token < $2
-         RETURNING {SEAT_COLUMNS}"
-    )))
-    .bind(seat_id)
-    .bind(token)
-    .fetch_optional(conn)
-    .await
+pub async fn fence_seat(conn: &mut Conn, seat_id: i64, token: i64) -> Result<Option<Seat>, DbError> {
+    let sql = format!("UPDATE seats SET fencing_token = $2 WHERE id = $1 AND fencing_token < $2 RETURNING {SEAT_COLUMNS}");
+    one_seat(conn, &sql, &[&seat_id, &token]).await
 }
 
 /// Creates an event with `rows` rows of `seats_per_row` seats: rows are

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::distributed::RedisLock;
 use super::{Ctx, LockingStrategy, Outcome, Refusal, retry_until};
 use crate::error::Result;
+use crate::storage::pipelined::Conn;
 use crate::storage::{self, SeatCondition};
 
 /// Takes the lock and mints the next token atomically; nil when the lock is held.
@@ -51,7 +52,7 @@ impl FencedLock {
     }
 
     async fn book_with_token(&self, ctx: &Ctx<'_>, token: i64) -> Result<Outcome> {
-        let mut conn = ctx.db.acquire().await?;
+        let mut conn = Conn::get(ctx.db).await?;
         let seat = ctx.seat(&mut conn).await?;
         let attempt = storage::Attempt { fencing_token: Some(token), ..ctx.attempt(seat.id) };
         let Some(seat) = storage::fence_seat(&mut conn, seat.id, token).await? else {
@@ -63,16 +64,15 @@ impl FencedLock {
         }
         drop(conn);
         ctx.hold().await;
-        let mut tx = ctx.db.begin().await?;
-        let outcome = match ctx.write(&mut tx, attempt, SeatCondition::FencingToken(token)).await? {
-            Some(outcome) => outcome,
+        let mut tx = Conn::begin(ctx.db).await?;
+        match ctx.commit_booking(&mut tx, attempt, SeatCondition::FencingToken(token)).await? {
+            Some(outcome) => Ok(outcome),
+            // A newer token touched the seat: nothing was written.
             None => {
                 crate::metrics::fencing_rejected(ctx.strategy);
-                ctx.refuse_with(&mut tx, attempt, Refusal::StaleToken).await?
+                ctx.refuse_with(&mut tx, attempt, Refusal::StaleToken).await
             }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        }
     }
 }
 

@@ -20,7 +20,6 @@ mod redlock;
 
 use std::time::{Duration, Instant};
 
-use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
 pub(crate) use distributed::RELEASE as RELEASE_IF_OWNER;
@@ -29,6 +28,7 @@ use crate::config::LockingConfig;
 pub use crate::domain::{Applied, Refusal, StrategyName};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::storage::pipelined::{Conn, Pool};
 use crate::storage::{self, Recorded, Seat, SeatCondition, Written};
 
 /// What a strategy did with one booking request.
@@ -71,7 +71,8 @@ pub struct Booking {
 /// Shared by every strategy: the database, the simulated payment step, and
 /// the epoch the booking started in.
 pub(crate) struct Ctx<'a> {
-    pub db: &'a PgPool,
+    /// The booking path's connections (see [`crate::storage::pipelined`]).
+    pub db: &'a Pool,
     pub booking: &'a Booking,
     pub hold: Duration,
     pub strategy: StrategyName,
@@ -95,7 +96,7 @@ impl Ctx<'_> {
     }
 
     /// Reads the seat, or answers 404 naming what does not exist.
-    async fn seat(&self, conn: &mut PgConnection) -> Result<Seat> {
+    async fn seat(&self, conn: &mut Conn) -> Result<Seat> {
         let seat = storage::seat(conn, self.booking.event_id, &self.booking.seat_number).await?;
         match seat {
             Some(seat) => Ok(seat),
@@ -105,9 +106,13 @@ impl Ctx<'_> {
 
     async fn seat_not_found(&self) -> Error {
         let Booking { event_id, seat_number, .. } = self.booking;
-        match storage::event(self.db, *event_id).await {
-            Ok(Some(_)) => Error::not_found(format!("seat '{seat_number}' does not exist in event {event_id}")),
-            Ok(None) => Error::not_found(format!("event {event_id} does not exist")),
+        let exists = match Conn::get(self.db).await {
+            Ok(mut conn) => storage::event_exists(&mut conn, *event_id).await,
+            Err(error) => Err(error),
+        };
+        match exists {
+            Ok(true) => Error::not_found(format!("seat '{seat_number}' does not exist in event {event_id}")),
+            Ok(false) => Error::not_found(format!("event {event_id} does not exist")),
             Err(error) => error.into(),
         }
     }
@@ -123,11 +128,11 @@ impl Ctx<'_> {
     }
 
     /// Records a refused attempt against the seat and reports it.
-    async fn refuse(&self, conn: &mut PgConnection, seat_id: i64, refusal: Refusal) -> Result<Outcome> {
+    async fn refuse(&self, conn: &mut Conn, seat_id: i64, refusal: Refusal) -> Result<Outcome> {
         self.refuse_with(conn, self.attempt(seat_id), refusal).await
     }
 
-    async fn refuse_with(&self, conn: &mut PgConnection, attempt: storage::Attempt<'_>, refusal: Refusal) -> Result<Outcome> {
+    async fn refuse_with(&self, conn: &mut Conn, attempt: storage::Attempt<'_>, refusal: Refusal) -> Result<Outcome> {
         storage::record_failure(conn, attempt, refusal.as_str()).await?;
         Ok(Outcome { verdict: Verdict::Refused(refusal), attempts: None, fencing_token: attempt.fencing_token, cluster: None })
     }
@@ -135,7 +140,7 @@ impl Ctx<'_> {
     /// The seat is booked. If this customer holds it, booking it again is
     /// answered with their booking (natural idempotency: no key needed, and
     /// nothing is recorded); anyone else is refused `seat_taken`.
-    async fn taken(&self, conn: &mut PgConnection, attempt: storage::Attempt<'_>, seat: &Seat) -> Result<Outcome> {
+    async fn taken(&self, conn: &mut Conn, attempt: storage::Attempt<'_>, seat: &Seat) -> Result<Outcome> {
         let customer = self.booking.customer_id.as_str();
         if seat.booked_by.as_deref() == Some(customer)
             && let Some(recorded) = storage::holding(conn, seat.id, customer).await?
@@ -145,14 +150,15 @@ impl Ctx<'_> {
         self.refuse_with(conn, attempt, Refusal::SeatTaken).await
     }
 
-    /// The booking's write, in the caller's transaction `tx` (the caller
-    /// commits): seat and booking row together, if the booking's epoch is
-    /// still the cluster's and the seat still matches `condition`.
+    /// The booking's write, and the commit of the caller's transaction `tx`:
+    /// seat and booking row together, if the booking's epoch is still the
+    /// cluster's and the seat still matches `condition`.
     ///
     /// A stale epoch is refused (`stale_strategy`) and recorded here.
-    /// `Ok(None)`: the seat no longer matched `condition`, nothing written.
-    async fn write(&self, tx: &mut PgConnection, attempt: storage::Attempt<'_>, condition: SeatCondition) -> Result<Option<Outcome>> {
-        match storage::write_booking(tx, self.epoch, condition, attempt).await? {
+    /// `Ok(None)`: the seat no longer matched `condition`, nothing written;
+    /// `tx` is left in autocommit for the caller to record why.
+    async fn commit_booking(&self, tx: &mut Conn, attempt: storage::Attempt<'_>, condition: SeatCondition) -> Result<Option<Outcome>> {
+        match storage::commit_booking(tx, self.epoch, condition, attempt).await? {
             Written::Booked(recorded) => Ok(Some(Outcome { fencing_token: attempt.fencing_token, ..Outcome::booked(recorded) })),
             Written::SeatChanged => Ok(None),
             Written::StaleEpoch(current) => {
@@ -165,7 +171,7 @@ impl Ctx<'_> {
     /// Records a refusal for a request that never got to read the seat (its
     /// lock was busy): looks the seat up first, so an unknown seat is still 404.
     async fn refuse_unread(&self, refusal: Refusal) -> Result<Outcome> {
-        let mut conn = self.db.acquire().await?;
+        let mut conn = Conn::get(self.db).await?;
         let seat = self.seat(&mut conn).await?;
         self.refuse(&mut conn, seat.id, refusal).await
     }
@@ -178,7 +184,7 @@ impl Ctx<'_> {
     /// connection (and its row lock) for the whole hold.
     async fn read_hold_write(&self) -> Result<Outcome> {
         let seat = {
-            let mut conn = self.db.acquire().await?;
+            let mut conn = Conn::get(self.db).await?;
             let seat = self.seat(&mut conn).await?;
             if seat.is_booked {
                 return self.taken(&mut conn, self.attempt(seat.id), &seat).await;
@@ -186,12 +192,12 @@ impl Ctx<'_> {
             seat
         };
         self.hold().await;
-        let mut tx = self.db.begin().await?;
-        let Some(outcome) = self.write(&mut tx, self.attempt(seat.id), SeatCondition::Any).await? else {
+        // BEGIN, the write and COMMIT go to Postgres together.
+        let mut tx = Conn::begin(self.db).await?;
+        let Some(outcome) = self.commit_booking(&mut tx, self.attempt(seat.id), SeatCondition::Any).await? else {
             // An unconditional write only misses a seat that was deleted.
             return Err(self.seat_not_found().await);
         };
-        tx.commit().await?;
         Ok(outcome)
     }
 }
@@ -236,7 +242,7 @@ impl Strategies {
     }
 
     /// Books under the cluster setting `applied`: the one `match` over strategies.
-    pub(crate) async fn book(&self, applied: Applied, db: &PgPool, booking: &Booking) -> Result<Outcome> {
+    pub(crate) async fn book(&self, applied: Applied, db: &Pool, booking: &Booking) -> Result<Outcome> {
         let strategy = applied.name;
         let ctx = Ctx { db, booking, hold: self.hold, strategy, epoch: applied.version };
         match strategy {

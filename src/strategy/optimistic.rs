@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::{Ctx, LockingStrategy, Outcome, Refusal};
 use crate::config::LockingConfig;
 use crate::error::Result;
+use crate::storage::pipelined::Conn;
 use crate::storage::{self, SeatCondition};
 
 pub(crate) struct VersionCheck {
@@ -36,23 +37,22 @@ impl LockingStrategy for VersionCheck {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let seat = ctx.seat(&mut *ctx.db.acquire().await?).await?;
+            let seat = ctx.seat(&mut Conn::get(ctx.db).await?).await?;
             let attempt = storage::Attempt { attempts: attempts as i32, ..ctx.attempt(seat.id) };
             if seat.is_booked {
-                let outcome = ctx.taken(&mut *ctx.db.acquire().await?, attempt, &seat).await?;
+                let outcome = ctx.taken(&mut Conn::get(ctx.db).await?, attempt, &seat).await?;
                 return Ok(Outcome { attempts: Some(attempts), ..outcome });
             }
             // No connection is held during the hold: nothing is locked, the
             // version check at write time is the whole coordination.
             ctx.hold().await;
-            let mut tx = ctx.db.begin().await?;
-            if let Some(outcome) = ctx.write(&mut tx, attempt, SeatCondition::Version(seat.version)).await? {
-                tx.commit().await?;
+            let mut tx = Conn::begin(ctx.db).await?;
+            if let Some(outcome) = ctx.commit_booking(&mut tx, attempt, SeatCondition::Version(seat.version)).await? {
                 return Ok(Outcome { attempts: Some(attempts), ..outcome });
             }
+            // The version had moved on: nothing was written.
             if attempts > self.max_retries {
                 let outcome = ctx.refuse_with(&mut tx, attempt, Refusal::RetriesExhausted).await?;
-                tx.commit().await?;
                 return Ok(Outcome { attempts: Some(attempts), ..outcome });
             }
             drop(tx);

@@ -9,13 +9,15 @@ use std::time::Instant;
 
 use super::{Ctx, LockingStrategy, Outcome, Refusal};
 use crate::error::{Result, is_lock_timeout};
+use crate::storage::pipelined::Conn;
 use crate::storage::{self, SeatCondition};
 
 pub(crate) struct RowLock;
 
 impl LockingStrategy for RowLock {
     async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
-        let mut tx = ctx.db.begin().await?;
+        // BEGIN goes to Postgres together with the SELECT … FOR UPDATE.
+        let mut tx = Conn::begin(ctx.db).await?;
         let started = Instant::now();
         let seat = match storage::seat_for_update(&mut tx, ctx.booking.event_id, &ctx.booking.seat_number).await {
             Ok(seat) => seat,
@@ -40,11 +42,11 @@ impl LockingStrategy for RowLock {
         }
         ctx.hold().await;
         // The row lock already keeps everyone else out: the write needs no
-        // condition of its own (it still checks the cluster's epoch).
-        let Some(outcome) = ctx.write(&mut tx, ctx.attempt(seat.id), SeatCondition::Any).await? else {
+        // condition of its own (it still checks the cluster's epoch). It goes
+        // to Postgres together with COMMIT, which releases the row lock.
+        let Some(outcome) = ctx.commit_booking(&mut tx, ctx.attempt(seat.id), SeatCondition::Any).await? else {
             return Err(ctx.seat_not_found().await);
         };
-        tx.commit().await?;
         crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
         Ok(outcome)
     }

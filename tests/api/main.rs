@@ -12,6 +12,7 @@ mod faults;
 mod health;
 mod idempotency;
 mod integrity;
+mod pipelined;
 mod races;
 mod seat_stream;
 mod switching;

@@ -138,7 +138,7 @@ async fn a_traceparent_sent_through_nginx_reaches_the_collector_with_the_serving
         assert_eq!(span.attributes["service.name"], "booking-service");
     }
     let names: BTreeSet<_> = spans.iter().map(|span| span.name.as_str()).collect();
-    for expected in ["book", "lock.acquire", "lock.release", "db.read_seat", "db.write_booking", "payment"] {
+    for expected in ["book", "lock.acquire", "lock.release", "db.read_seat", "db.commit_booking", "payment"] {
         assert!(names.contains(expected), "no {expected} span in {names:?}");
     }
     let book = spans.iter().find(|span| span.name == "book").unwrap();

@@ -1,0 +1,86 @@
+//! The booking path's connections (`storage::pipelined`): `BEGIN` sent with
+//! the first statement and `COMMIT` with the last must still make one
+//! transaction, and a transaction cut short must leave nothing behind, not
+//! even on the connection it goes back to the pool with.
+
+use std::time::Duration;
+
+use booking_service::storage::pipelined::{self, Conn};
+
+use crate::helpers::spawn_app;
+
+/// One connection, so that the next `Conn::get` is the connection the test
+/// used before.
+async fn one_connection_pool(database_url: &str) -> pipelined::Pool {
+    pipelined::pool(database_url, 1, Duration::from_secs(5), Duration::from_secs(5)).expect("a pool")
+}
+
+async fn booked_by(conn: &mut Conn, seat: &str) -> Option<String> {
+    let row = conn.query_one("SELECT booked_by FROM seats WHERE event_id = 1 AND seat_number = $1", &[&seat]).await.unwrap();
+    row.get(0)
+}
+
+/// Two statements in one transaction share its id; in autocommit each
+/// statement is a transaction of its own.
+async fn in_transaction(conn: &mut Conn) -> bool {
+    let id = "SELECT txid_current()";
+    let first: i64 = conn.query_one(id, &[]).await.unwrap().get(0);
+    let second: i64 = conn.query_one(id, &[]).await.unwrap().get(0);
+    first == second
+}
+
+#[tokio::test]
+async fn the_row_lock_taken_with_a_pipelined_begin_holds_until_commit() {
+    let app = spawn_app().await;
+    let pool = pipelined::pool(&app.options.database_url, 2, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+    let lock = "SELECT id FROM seats WHERE event_id = 1 AND seat_number = 'A1' FOR UPDATE NOWAIT";
+
+    let mut holder = Conn::begin(&pool).await.unwrap();
+    holder.query(lock, &[]).await.unwrap();
+    let mut other = Conn::get(&pool).await.unwrap();
+    let refused = other.query(lock, &[]).await.expect_err("the row is locked by the open transaction");
+    assert_eq!(refused.code(), Some("55P03"), "{refused}");
+
+    holder.commit().await.unwrap();
+    other.query(lock, &[]).await.expect("the commit released the row lock");
+}
+
+#[tokio::test]
+async fn a_transaction_dropped_before_its_commit_writes_nothing_and_its_connection_comes_back_clean() {
+    let app = spawn_app().await;
+    let pool = one_connection_pool(&app.options.database_url).await;
+
+    let mut tx = Conn::begin(&pool).await.unwrap();
+    tx.query("UPDATE seats SET booked_by = 'ghost' WHERE event_id = 1 AND seat_number = 'A1'", &[]).await.unwrap();
+    assert!(in_transaction(&mut tx).await);
+    drop(tx);
+
+    // The pool's one connection, once the rollback has run.
+    let mut conn = Conn::get(&pool).await.unwrap();
+    assert_eq!(booked_by(&mut conn, "A1").await, None, "the dropped transaction was rolled back");
+    assert!(!in_transaction(&mut conn).await, "the connection came back in autocommit");
+}
+
+#[tokio::test]
+async fn commit_with_commits_the_whole_transaction_or_none_of_it() {
+    let app = spawn_app().await;
+    let pool = one_connection_pool(&app.options.database_url).await;
+    let book = "UPDATE seats SET booked_by = $2 WHERE event_id = 1 AND seat_number = $1";
+
+    // The last statement fails: the statement before it is rolled back too.
+    let mut tx = Conn::begin(&pool).await.unwrap();
+    tx.query(book, &[&"A1", &"alice"]).await.unwrap();
+    let failed = tx.commit_with("SELECT 1 / 0", &[]).await.expect_err("division by zero");
+    assert_eq!(failed.code(), Some("22012"), "{failed}");
+    assert_eq!(booked_by(&mut tx, "A1").await, None);
+    assert!(!in_transaction(&mut tx).await);
+    drop(tx);
+
+    // BEGIN, the statement and COMMIT all in one round trip.
+    let mut tx = Conn::begin(&pool).await.unwrap();
+    tx.commit_with(book, &[&"A2", &"bob"]).await.unwrap();
+    assert!(!in_transaction(&mut tx).await);
+    drop(tx);
+    let mut conn = Conn::get(&pool).await.unwrap();
+    assert_eq!(booked_by(&mut conn, "A2").await.as_deref(), Some("bob"));
+}
