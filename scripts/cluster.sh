@@ -20,7 +20,8 @@
 # listen on 8001, 8002, ...), PG_PORT (55432), REDIS_PORTS ("6380 6381 6382";
 # the first is the main Redis, all serve Redlock), PROMETHEUS_PORT (9090),
 # CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here),
-# START_PROMETHEUS (yes; no skips it).
+# START_PROMETHEUS (yes; no skips it), TOKIO_WORKER_THREADS (each replica's
+# worker threads; default: the cores divided among the replicas, at least 1).
 # Replica settings such as HOLD_MS, LOCKING_STRATEGY or ADMIN_TOKEN pass
 # through.
 set -euo pipefail
@@ -160,12 +161,23 @@ stop_redis() {
     done
 }
 
-start_replica() { # start_replica INDEX
-    local i=$1 port
+worker_threads() { # worker_threads REPLICAS: this machine's cores shared out among them, at least one each
+    local n=$(($(nproc) / $1))
+    [ "$n" -ge 1 ] || n=1
+    echo "$n"
+}
+
+start_replica() { # start_replica INDEX [REPLICAS]: REPLICAS (default: the cluster's count) share the cores
+    local i=$1 size=${2:-$(replica_count)} port workers
     port=$(replica_port "$i")
     pid_alive "$STATE/pids/replica-$i.pid" && return
     port_busy "$port" && die "port $port is taken: set REPLICA_PORT_BASE to a free range"
-    say "replica-$i on 127.0.0.1:$port"
+    [ "$size" -ge 1 ] || size=1
+    # All replicas run on this one machine: each gets its share of the cores
+    # as tokio worker threads, not one per core each, which would have them
+    # preempt each other (and Postgres) all the time.
+    workers=${TOKIO_WORKER_THREADS:-$(worker_threads "$size")}
+    say "replica-$i on 127.0.0.1:$port ($workers worker thread$([ "$workers" = 1 ] || echo s))"
     local redlock="" p
     for p in "${redis_ports[@]}"; do redlock+="${redlock:+,}redis://127.0.0.1:$p"; done
     DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/booking" \
@@ -173,6 +185,7 @@ start_replica() { # start_replica INDEX
     REDLOCK_URLS="$redlock" \
     INSTANCE_ID="replica-$i" \
     LISTEN_ADDR="127.0.0.1:$port" \
+    TOKIO_WORKER_THREADS="$workers" \
         setsid "$(cat "$STATE/bin.path")" serve >>"$STATE/logs/replica-$i.log" 2>&1 </dev/null &
     echo $! >"$STATE/pids/replica-$i.pid"
 }
@@ -288,7 +301,7 @@ scale_to() { # scale_to N: new replicas join after they are healthy; leaving one
     [[ "$target" =~ ^[0-9]+$ ]] && [ "$target" -ge 1 ] && [ "$target" -le $MAX_REPLICAS ] \
         || die "replica count must be a number from 1 to $MAX_REPLICAS, got '$target'"
     if [ "$target" -gt "$current" ]; then
-        for i in $(seq $((current + 1)) "$target"); do start_replica "$i"; done
+        for i in $(seq $((current + 1)) "$target"); do start_replica "$i" "$target"; done
         for i in $(seq $((current + 1)) "$target"); do wait_replica "$i"; done
         write_upstreams "$target"
         echo "$target" >"$STATE/replicas.count"
