@@ -169,6 +169,7 @@ impl Application {
         let listener_task = tokio::spawn(cluster_listener.run(pubsub, cancel.clone()));
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
+        let histograms_task = tokio::spawn(crate::metrics::fold_histograms(state.metrics.clone(), cancel.clone()));
         let expiry_task = tokio::spawn(crate::idempotency::expire_keys(state.db.clone(), cancel.clone()));
         let seat_channel = state.keys.seat_channel();
         let publish_task = tokio::spawn(crate::live::feed::publish_loop(state.redis.clone(), seat_channel.clone(), feed_queue, cancel.clone()));
@@ -181,7 +182,16 @@ impl Application {
         tracing::info!("stopped accepting; in-flight requests finished");
 
         cancel.cancel();
-        let _ = tokio::join!(listener_task, heartbeat_task, gauges_task, expiry_task, liveness_task, publish_task, subscribe_task);
+        let _ = tokio::join!(
+            listener_task,
+            heartbeat_task,
+            gauges_task,
+            histograms_task,
+            expiry_task,
+            liveness_task,
+            publish_task,
+            subscribe_task
+        );
         state.booking_db.close();
         state.db.close().await;
         tracing::info!("replica stopped");
