@@ -117,7 +117,8 @@ impl ServerConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
-    /// Postgres connection URL.
+    /// Postgres connection URL. The bookings' own connections do not use
+    /// TLS: run Postgres where it can be reached without (as the lab does).
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/booking", hide_env_values = true)]
     pub database_url: String,
     /// Most connections each of this replica's two pools holds open: the
