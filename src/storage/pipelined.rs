@@ -114,7 +114,9 @@ impl Conn {
     /// A connection from the pool, in a transaction whose `BEGIN` is sent
     /// with its first statement.
     pub async fn begin(pool: &Pool) -> Result<Self, DbError> {
-        Ok(Self { client: Some(pool.get().await?), transaction: Transaction::Pending })
+        let mut conn = Self::get(pool).await?;
+        conn.transaction = Transaction::Pending;
+        Ok(conn)
     }
 
     fn client(&self) -> &Object {

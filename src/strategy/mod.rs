@@ -106,11 +106,8 @@ impl Ctx<'_> {
 
     async fn seat_not_found(&self) -> Error {
         let Booking { event_id, seat_number, .. } = self.booking;
-        let exists = match Conn::get(self.db).await {
-            Ok(mut conn) => storage::event_exists(&mut conn, *event_id).await,
-            Err(error) => Err(error),
-        };
-        match exists {
+        let exists = async { storage::event_exists(&mut Conn::get(self.db).await?, *event_id).await };
+        match exists.await {
             Ok(true) => Error::not_found(format!("seat '{seat_number}' does not exist in event {event_id}")),
             Ok(false) => Error::not_found(format!("event {event_id} does not exist")),
             Err(error) => error.into(),

@@ -9,10 +9,10 @@ use booking_service::storage::pipelined::{self, Conn};
 
 use crate::helpers::spawn_app;
 
-/// One connection, so that the next `Conn::get` is the connection the test
-/// used before.
-async fn one_connection_pool(database_url: &str) -> pipelined::Pool {
-    pipelined::pool(database_url, 1, Duration::from_secs(5), Duration::from_secs(5)).expect("a pool")
+/// A pool of `size` connections. With one, the next `Conn::get` is the
+/// connection the test used before.
+fn pool_of(database_url: &str, size: usize) -> pipelined::Pool {
+    pipelined::pool(database_url, size, Duration::from_secs(5), Duration::from_secs(5)).expect("a pool")
 }
 
 async fn booked_by(conn: &mut Conn, seat: &str) -> Option<String> {
@@ -32,7 +32,7 @@ async fn in_transaction(conn: &mut Conn) -> bool {
 #[tokio::test]
 async fn the_row_lock_taken_with_a_pipelined_begin_holds_until_commit() {
     let app = spawn_app().await;
-    let pool = pipelined::pool(&app.options.database_url, 2, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+    let pool = pool_of(&app.options.database_url, 2);
     let lock = "SELECT id FROM seats WHERE event_id = 1 AND seat_number = 'A1' FOR UPDATE NOWAIT";
 
     let mut holder = Conn::begin(&pool).await.unwrap();
@@ -48,7 +48,7 @@ async fn the_row_lock_taken_with_a_pipelined_begin_holds_until_commit() {
 #[tokio::test]
 async fn a_transaction_dropped_before_its_commit_writes_nothing_and_its_connection_comes_back_clean() {
     let app = spawn_app().await;
-    let pool = one_connection_pool(&app.options.database_url).await;
+    let pool = pool_of(&app.options.database_url, 1);
 
     let mut tx = Conn::begin(&pool).await.unwrap();
     tx.query("UPDATE seats SET booked_by = 'ghost' WHERE event_id = 1 AND seat_number = 'A1'", &[]).await.unwrap();
@@ -64,7 +64,7 @@ async fn a_transaction_dropped_before_its_commit_writes_nothing_and_its_connecti
 #[tokio::test]
 async fn commit_with_commits_the_whole_transaction_or_none_of_it() {
     let app = spawn_app().await;
-    let pool = one_connection_pool(&app.options.database_url).await;
+    let pool = pool_of(&app.options.database_url, 1);
     let book = "UPDATE seats SET booked_by = $2 WHERE event_id = 1 AND seat_number = $1";
 
     // The last statement fails: the statement before it is rolled back too.
