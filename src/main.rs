@@ -10,6 +10,11 @@ use booking_service::{audit, faults, healthcheck, telemetry};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: a booking takes 16 % fewer instructions than with glibc's malloc
+/// (callgrind on one replica under load: 150 000 against 179 000).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
