@@ -10,9 +10,15 @@ use crate::domain::{Applied, StrategyName};
 /// before it gives up (a replica paused inside its write would hold it).
 pub(crate) const BUMP_LOCK_TIMEOUT_MS: u64 = 2000;
 
-fn applied((name, version): (String, i64)) -> sqlx::Result<Applied> {
-    let name: StrategyName = name.parse().map_err(|message: String| sqlx::Error::Decode(message.into()))?;
-    Ok(Applied { name, version: version as u64 })
+/// The epoch row's two columns as the cluster's setting; an error names a
+/// strategy this build does not know.
+fn applied(name: &str, version: i64) -> Result<Applied, String> {
+    Ok(Applied { name: name.parse::<StrategyName>()?, version: version as u64 })
+}
+
+/// [`applied`], for a row read with sqlx.
+fn decoded((name, version): (String, i64)) -> sqlx::Result<Applied> {
+    applied(&name, version).map_err(|message| sqlx::Error::Decode(message.into()))
 }
 
 /// The cluster's setting; when there is none yet (a new database), `default`
@@ -31,7 +37,7 @@ const LOAD: &str = "SELECT name, version FROM strategy_epoch";
 /// The cluster's current setting, read from the pool or inside a transaction.
 #[tracing::instrument(name = "db.load_epoch", skip_all)]
 pub async fn load(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<Applied> {
-    applied(sqlx::query_as(LOAD).fetch_one(db).await?)
+    decoded(sqlx::query_as(LOAD).fetch_one(db).await?)
 }
 
 /// [`load`], on the booking path's connection: a booking's write reads it
@@ -40,9 +46,7 @@ pub async fn load(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<Applied> {
 #[tracing::instrument(name = "db.load_epoch", skip_all)]
 pub async fn current(conn: &mut Conn) -> Result<Applied, DbError> {
     let row = conn.query_one(LOAD, &[]).await?;
-    let name: String = row.try_get(0)?;
-    let name: StrategyName = name.parse().map_err(DbError::Data)?;
-    Ok(Applied { name, version: row.try_get::<_, i64>(1)? as u64 })
+    applied(row.try_get(0)?, row.try_get(1)?).map_err(DbError::Data)
 }
 
 /// Starts the next epoch with `name`, inside the barrier's transaction, if the
@@ -61,5 +65,5 @@ pub async fn bump(tx: &mut PgConnection, expected: u64, name: StrategyName) -> s
     .bind(expected as i64)
     .fetch_optional(tx)
     .await?;
-    bumped.map(applied).transpose()
+    bumped.map(decoded).transpose()
 }
