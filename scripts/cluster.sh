@@ -208,11 +208,16 @@ stop_replica() { # stop_replica INDEX: SIGTERM, which drains in-flight requests
     rm -f "$pidfile"
 }
 
+# Passive health checks: three failed attempts within 2 s take a replica out
+# of rotation for 2 s (then one request tries it again). Only a refused or
+# broken connection, or a timeout, counts as a failure; nothing a client sends
+# can cause one (nginx/client-errors.conf), so only a replica that is really
+# gone leaves, and one that is killed leaves within a few requests.
 write_upstreams() { # write_upstreams COUNT
     local n=$1 i
     : >"$STATE/nginx/upstreams.conf.new"
     for i in $(seq 1 "$n"); do
-        echo "server 127.0.0.1:$(replica_port "$i") max_fails=1 fail_timeout=2s;" >>"$STATE/nginx/upstreams.conf.new"
+        echo "server 127.0.0.1:$(replica_port "$i") max_fails=3 fail_timeout=2s;" >>"$STATE/nginx/upstreams.conf.new"
     done
     mv "$STATE/nginx/upstreams.conf.new" "$STATE/nginx/upstreams.conf"
     write_prometheus_targets "$n"
@@ -236,6 +241,10 @@ render_nginx() {
     mkdir -p "$STATE/nginx/tmp"
     sed -e "s|@STATE@|$STATE|g" -e "s|@LB_PORT@|$LB_PORT|g" "$ROOT/nginx/native.conf.template" >"$STATE/nginx/nginx.conf"
     cp "$ROOT/nginx/proxy.conf" "$ROOT/nginx/stream.conf" "$STATE/nginx/"
+    # nginx refuses bodies over the replicas' limit itself (client-errors.conf).
+    local limit=${BODY_LIMIT_BYTES:-16384}
+    sed -e "s|client_max_body_size 16k;|client_max_body_size $limit;|" -e "s|larger than 16384 bytes|larger than $limit bytes|" \
+        "$ROOT/nginx/client-errors.conf" >"$STATE/nginx/client-errors.conf"
 }
 
 nginx_cmd() { nginx -e "$STATE/logs/nginx-error.log" -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" "$@"; }

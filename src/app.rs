@@ -178,7 +178,7 @@ impl Application {
         let liveness_task = tokio::spawn(crate::idempotency::hold_liveness(state.db.clone(), state.idempotency.owner, cancel.clone()));
 
         let router = crate::http::router(state.clone(), limits);
-        axum::serve(listener, router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
+        axum::serve(crate::http::LingeringListener(listener), router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
         tracing::info!("stopped accepting; in-flight requests finished");
 
         cancel.cancel();

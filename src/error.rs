@@ -32,6 +32,12 @@ pub enum Error {
     /// token (only when `ADMIN_TOKEN` is set).
     #[error("{0}")]
     Unauthorized(String),
+    /// 408: the request body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 413: the request body is larger than `BODY_LIMIT_BYTES`.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// 404: the named thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -88,6 +94,8 @@ impl Error {
             Self::BadRequest(_) | Self::Query(_) | Self::Path(_) => StatusCode::BAD_REQUEST,
             Self::Json(rejection) => rejection.status(),
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

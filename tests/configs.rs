@@ -55,13 +55,15 @@ fn the_native_nginx_config_passes_nginx_t() {
 fn the_docker_nginx_config_passes_nginx_t_apart_from_resolve() {
     let dir = temp_dir("nginx-docker");
     let original = std::fs::read_to_string(root().join("nginx/docker.conf")).unwrap();
-    assert!(original.contains("server booking:8080 resolve;"), "replicas are found by DNS");
+    let server = "server booking:8080 resolve max_fails=3 fail_timeout=2s;";
+    assert!(original.contains(server), "replicas are found by DNS");
     assert!(original.contains("zone booking"), "a shared zone is needed for resolve");
     assert!(original.contains("resolver 127.0.0.11 valid=5s"), "Docker's DNS with a short valid=");
     let checkable = original
-        .replace("server booking:8080 resolve;", "server 127.0.0.1:8080;")
+        .replace(server, "server 127.0.0.1:8080;")
         .replace("/etc/nginx/proxy.conf", &root().join("nginx/proxy.conf").display().to_string())
         .replace("/etc/nginx/stream.conf", &root().join("nginx/stream.conf").display().to_string())
+        .replace("/etc/nginx/client-errors.conf", &root().join("nginx/client-errors.conf").display().to_string())
         .replace("listen 80;", "listen 127.0.0.1:18080;");
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::write(dir.join("nginx.conf"), format!("pid {}/nginx.pid;\n{checkable}", dir.display())).unwrap();

@@ -1,14 +1,18 @@
 //! The HTTP API: one module per resource, each with its own `router()` of
 //! handlers that describe themselves for the OpenAPI document
 //! (`openapi`), plus the middleware every request passes (the admin
-//! token, the deadline, the body limit) and the seat map page (`ui`).
+//! token, the deadline, the body read whole and within its limit), the
+//! listener whose connections close without a reset (`linger`), and the seat
+//! map page (`ui`).
 
 mod admin;
 mod admin_token;
+mod body;
 mod book;
 mod deadline;
 mod events;
 mod health;
+mod linger;
 mod metrics;
 mod openapi;
 mod stream;
@@ -16,7 +20,6 @@ mod ui;
 
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use axum::{Router, middleware};
@@ -28,6 +31,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use admin_token::AdminToken;
+pub(crate) use linger::LingeringListener;
 pub use openapi::document as openapi_document;
 
 use crate::error::Error;
@@ -69,7 +73,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(limits.admin_token, admin_token::guard_admin))
         .layer(middleware::from_fn_with_state(limits.deadline, deadline::enforce))
-        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(middleware::from_fn_with_state(limits.body_bytes, body::read_whole))
         .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(
             TraceLayer::new_for_http()

@@ -5,6 +5,7 @@
 mod harness;
 mod otlp;
 
+mod bad_client;
 mod contract;
 mod exactly_once;
 mod faults;

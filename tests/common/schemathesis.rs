@@ -27,7 +27,9 @@ pub struct Run {
 pub async fn run(base_url: &str, admin_token: Option<&str>, max_examples: u32, name: &str) -> Run {
     let report_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artefacts/schemathesis").join(name);
     std::fs::create_dir_all(&report_dir).expect("artefact folder");
-    let mut command = tokio::process::Command::new("schemathesis");
+    // scripts/prereqs.sh installs it into the project's own virtual environment.
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/schemathesis");
+    let mut command = tokio::process::Command::new(if venv.exists() { venv.as_path() } else { std::path::Path::new("schemathesis") });
     command
         .current_dir(&report_dir)
         .args(["--no-color", "run", &format!("{base_url}/openapi.json"), "--checks", CHECKS])
