@@ -11,7 +11,8 @@
 # /openapi.json documents them. The seat map's event stream is left out: it
 # stays open by design (the browser test covers it). FUZZ_EXAMPLES (400) cases per operation and
 # phase; MIN_REQUESTS (5000) is the least the campaign must send; ADMIN_TOKEN
-# passes through. It switches strategies and resets event 1, so run it on a
+# passes through. A good client books beside the campaign, and must see no
+# 5xx and no broken connection. It switches strategies and resets event 1, so run it on a
 # lab cluster; the events it creates are deleted at the end. The HAR of every
 # request and a JUnit report stay in FUZZ_REPORTS (api-fuzz-results).
 set -euo pipefail
@@ -35,6 +36,42 @@ auth=()
 if [ -n "${ADMIN_TOKEN:-}" ]; then auth=(--header "Authorization: Bearer $ADMIN_TOKEN"); fi
 
 rm -rf "$reports" && mkdir -p "$reports"
+
+# A well-behaved client books distinct seats of an event of its own beside the
+# campaign, without keys or retries: whatever the fuzzer sends must cost it
+# nothing (no 5xx, no broken connection).
+say "a good client books beside the campaign"
+python3 - "$base_url" "${ADMIN_TOKEN:-}" "$reports/good-client" <<'PY' &
+import collections, json, os, sys, threading, urllib.error, urllib.request
+base, token, out = sys.argv[1:4]
+headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+def call(method, path, body=None):
+    request = urllib.request.Request(base + path, method=method, headers=headers, data=json.dumps(body).encode() if body else None)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return str(response.status), json.load(response)
+    except urllib.error.HTTPError as error:
+        return str(error.code), None
+    except Exception as error:
+        return f"no answer ({type(error).__name__})", None
+status, event = call("POST", "/admin/events", {"name": "api-fuzz: a good client", "rows": 26, "seats_per_row": 1000})
+event_id = event["event"]["id"]
+counts, lock = collections.Counter(), threading.Lock()
+def worker(first):
+    for index in range(first, 26000, 4):
+        if os.path.exists(out + ".stop"):
+            return
+        seat = f"{chr(65 + index // 1000)}{index % 1000 + 1}"
+        status, _ = call("POST", "/book", {"event_id": event_id, "seat_number": seat, "customer_id": f"good-{index}"})
+        with lock:
+            counts[status] += 1
+threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+call("DELETE", f"/admin/events/{event_id}")
+json.dump(counts, open(out + ".json", "w"))
+PY
+good_client=$!
 say "Schemathesis against $base_url: $examples cases per operation and phase, every phase"
 status=0
 (cd "$reports" && schemathesis --no-color run "$base_url/openapi.json" \
@@ -84,7 +121,18 @@ print(f"deleted the {len(created)} events the campaign created")
 if len(entries) < minimum:
     sys.exit(f"only {len(entries)} requests, fewer than MIN_REQUESTS={minimum}: raise FUZZ_EXAMPLES")
 PY
+touch "$reports/good-client.stop"
+wait "$good_client" || die "the good client could not run (see above)"
+good_failed=""
+python3 - "$reports/good-client.json" <<'PY' || good_failed=1
+import json, sys
+counts = json.load(open(sys.argv[1]))
+failed = sum(n for status, n in counts.items() if not status[0] in "1234")
+print(f"good client beside the campaign: {sum(counts.values())} bookings, " + ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())) + f"; {failed} failed")
+sys.exit(1 if failed else 0)
+PY
 if [ "$status" -ne 0 ]; then
     die "Schemathesis found failures: $reports/output.txt has them, with a curl command to reproduce each"
 fi
+[ -z "$good_failed" ] || die "the good client beside the campaign got 5xx or no answer: the fuzzer's requests cost a healthy replica its place"
 say "no failures"

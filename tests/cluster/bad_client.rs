@@ -8,13 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::NativeCluster;
+use crate::harness::{GoodClient, NativeCluster};
 
 /// How long the bad client keeps sending.
 const BAD_FOR: Duration = Duration::from_secs(6);
@@ -150,35 +149,10 @@ async fn send(address: &str, bad: &Bad) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_bad_client_costs_the_good_clients_nothing() {
     let cluster = NativeCluster::up_with(3, &[("HOLD_MS", "0")]);
-    let lb = cluster.client();
-    lb.set_strategy("pessimistic").await.unwrap();
-    let event = lb.post_json("/admin/events", serde_json::json!({"name": "bad client", "rows": 26, "seats_per_row": 1000})).await.unwrap();
-    let event = event["event"]["id"].as_i64().unwrap();
+    cluster.client().set_strategy("pessimistic").await.unwrap();
     let address = cluster.lb_url.trim_start_matches("http://").to_owned();
 
-    // The good client: four workers booking distinct seats, without keys and
-    // without retries, so nginx cannot hide a failure by trying elsewhere.
-    let stop = Arc::new(AtomicBool::new(false));
-    let good = cluster.client().without_keys().without_retries();
-    let workers: Vec<_> = (0..4)
-        .map(|worker| {
-            let (good, stop) = (good.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut statuses = BTreeMap::<String, usize>::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) && n < 6_500 {
-                    let seat = seat(n * 4 + worker);
-                    let status = match good.book(event, &seat, &format!("good-{worker}-{n}")).await {
-                        Ok(answer) => answer.status.as_u16().to_string(),
-                        Err(error) => format!("no answer ({error:#})"),
-                    };
-                    *statuses.entry(status).or_default() += 1;
-                    n += 1;
-                }
-                statuses
-            })
-        })
-        .collect();
+    let good = GoodClient::start(&cluster).await;
 
     // The bad client: every broken request in turn, several at once, for BAD_FOR.
     let bad = Arc::new(bad_requests());
@@ -208,21 +182,14 @@ async fn one_bad_client_costs_the_good_clients_nothing() {
             *bad_answers.entry(name).or_default().entry(status).or_default() += 1;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut good_answers = BTreeMap::<String, usize>::new();
-    for worker in workers {
-        for (status, count) in worker.await.unwrap() {
-            *good_answers.entry(status).or_default() += count;
-        }
-    }
+    let good_answers = good.stop().await;
 
     let report = format!("good client: {good_answers:?}\nbad client:\n{}", bad_answers.iter().map(|(name, s)| format!("  {name}: {s:?}\n")).collect::<String>());
     eprintln!("{report}");
     let nginx = cluster.log("nginx-error");
-    let good_total: usize = good_answers.values().sum();
     let good_failures: usize = good_answers.iter().filter(|(status, _)| !status.starts_with('2')).map(|(_, n)| n).sum();
     assert_eq!(good_failures, 0, "the good client was failed:\n{report}\nnginx:\n{}", tail(&nginx));
-    assert!(good_total > 200, "the good client booked all along: {report}");
+    assert!(good_answers.values().sum::<usize>() > 200, "the good client booked all along: {report}");
     for request in bad.iter() {
         let answers = bad_answers.get(request.name).unwrap_or_else(|| panic!("{} was never sent: {report}", request.name));
         for status in answers.keys() {
@@ -269,11 +236,6 @@ async fn a_replica_answers_an_oversized_body_in_full() {
             assert!(text.to_lowercase().contains("connection: close"), "{size} bytes: says it closes: {text}");
         }
     }
-}
-
-/// The `index`-th seat of a 26 × 1000 event: A1 ... A1000, B1, ...
-fn seat(index: usize) -> String {
-    format!("{}{}", char::from(b'A' + (index / 1000) as u8), index % 1000 + 1)
 }
 
 fn tail(log: &str) -> String {

