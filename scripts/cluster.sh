@@ -20,7 +20,8 @@
 # listen on 8001, 8002, ...), PG_PORT (55432), REDIS_PORTS ("6380 6381 6382";
 # the first is the main Redis, all serve Redlock), PROMETHEUS_PORT (9090),
 # CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here),
-# START_PROMETHEUS (yes; no skips it), TOKIO_WORKER_THREADS (each replica's
+# START_PROMETHEUS (yes; no skips it), PG_SYNCHRONOUS_COMMIT (unset: Postgres'
+# default, on: durable commits), TOKIO_WORKER_THREADS (each replica's
 # worker threads; default: the cores divided among the replicas, at least 1).
 # Replica settings such as HOLD_MS, LOCKING_STRATEGY or ADMIN_TOKEN pass
 # through.
@@ -122,8 +123,14 @@ start_postgres() {
     say "postgres on 127.0.0.1:$PG_PORT"
     touch "$STATE/logs/postgres.log"
     if [ "$(id -u)" = 0 ]; then chown postgres "$STATE/logs/postgres.log"; fi
+    # Durable commits unless PG_SYNCHRONOUS_COMMIT says otherwise: a booking
+    # is acknowledged only once its commit is on disk, so a crash loses none
+    # (the fault lab's postgres-crash shows what `off` loses). Unset, nothing
+    # is passed, so ALTER SYSTEM can change it at run time.
+    local durability=""
+    if [ -n "${PG_SYNCHRONOUS_COMMIT:-}" ]; then durability="-c synchronous_commit=$PG_SYNCHRONOUS_COMMIT"; fi
     as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/logs/postgres.log" -w -t 30 \
-        -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1 -c max_connections=400 -c synchronous_commit=off" start >/dev/null \
+        -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1 -c max_connections=400 $durability" start >/dev/null \
         || die "postgres did not start: see $STATE/logs/postgres.log"
     head -n1 "$data/postmaster.pid" >"$STATE/pids/postgres.pid"
 }
@@ -455,6 +462,9 @@ cmd_status() {
     local i port state health
     printf '%-12s %-22s %s\n' COMPONENT ADDRESS STATE
     state=$(process_state "$STATE/pids/postgres.pid")
+    if [ "$state" = up ]; then
+        state="up, synchronous_commit=$(as_pg "$PG_BIN/psql" -h "$STATE/run" -p "$PG_PORT" -U postgres -Atc 'SHOW synchronous_commit' 2>/dev/null || echo '?')"
+    fi
     printf '%-12s %-22s %s\n' postgres "127.0.0.1:$PG_PORT" "$state"
     for port in "${redis_ports[@]}"; do
         state=$(process_state "$STATE/pids/redis-$port.pid")

@@ -327,6 +327,11 @@ pub struct FaultsConfig {
     /// for that audit (delete them with DELETE /admin/events/{id}).
     #[arg(long)]
     pub history: Option<std::path::PathBuf>,
+    /// `postgres-crash`: `off` also runs it with commits acknowledged before
+    /// they are on disk (set with ALTER SYSTEM, then set back), to show what
+    /// that loses; the cluster itself stays durable.
+    #[arg(long, value_enum, default_value_t = crate::faults::crashes::SynchronousCommit::On)]
+    pub synchronous_commit: crate::faults::crashes::SynchronousCommit,
     /// How long `soak` runs, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub soak_secs: u64,

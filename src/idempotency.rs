@@ -99,7 +99,9 @@ pub async fn claim(db: &PgPool, key: &str, fingerprint: &str, settings: Settings
                 return Ok(Claimed::Booked { booking_id });
             }
             if store::take_over(db, key, settings.in_flight.as_secs(), settings.owner).await? {
-                tracing::info!(key, "took over an idempotency key whose request died");
+                // A warning: it means a replica died (or froze) mid-request.
+                tracing::warn!(key, "took over an idempotency key whose request died");
+                crate::metrics::idempotency_key_taken_over();
                 return Ok(Claimed::Proceed);
             }
             if Instant::now() >= deadline {

@@ -55,6 +55,7 @@ async fn faults(config: booking_service::config::FaultsConfig) -> anyhow::Result
         database_url: config.database_url,
         soak: std::time::Duration::from_secs(config.soak_secs),
         history_file: config.history,
+        crash_commits: config.synchronous_commit,
     };
     let scenarios = if config.scenarios.is_empty() { faults::Scenario::ALL.to_vec() } else { config.scenarios };
     let mut reports = Vec::new();

@@ -81,6 +81,10 @@ fn describe() {
         "strategy_switch_pause_seconds",
         "How long a booking waited at the gate while the cluster switched strategy or reset"
     );
+    describe_counter!(
+        "idempotency_takeovers_total",
+        "Idempotency keys this replica took over from a request whose replica died before answering"
+    );
     describe_counter!("strategy_switches_total", "Switches and resets this replica coordinated, by outcome (complete, without_lagging)");
 }
 
@@ -88,6 +92,7 @@ fn describe() {
 /// bookings" rather than "no data" before the first one happens.
 fn register_zeroes() {
     counter!("idempotent_replays_total").absolute(0);
+    counter!("idempotency_takeovers_total").absolute(0);
     for strategy in StrategyName::ALL.map(StrategyName::as_str) {
         for status in BookingStatus::ALL.map(BookingStatus::as_str) {
             counter!("bookings_total", "strategy" => strategy, "status" => status).absolute(0);
@@ -110,6 +115,10 @@ pub fn booking_finished(strategy: StrategyName, status: BookingStatus, reason: O
         counter!("double_bookings_detected", "strategy" => strategy.as_str()).increment(1);
     }
     histogram!("booking_duration_seconds", "strategy" => strategy.as_str()).record(took);
+}
+
+pub fn idempotency_key_taken_over() {
+    counter!("idempotency_takeovers_total").increment(1);
 }
 
 pub fn lock_acquired(strategy: StrategyName, waited: Duration) {

@@ -47,6 +47,13 @@ impl History {
         entries.iter().filter(|(sent, entry, answered)| *sent >= from && *answered < to && entry.status == 200).count()
     }
 
+    /// Requests under way at some time between `from` and `to` (sent before
+    /// `to`, answered after `from`) that were answered with a 5xx, or not at all.
+    pub fn failed_between(&self, from: Instant, to: Instant) -> usize {
+        let entries = self.entries.lock().expect("history poisoned");
+        entries.iter().filter(|(sent, entry, answered)| *sent < to && *answered >= from && (entry.status == 0 || entry.status >= 500)).count()
+    }
+
     /// When the first request sent at or after `since` that booked was sent.
     pub fn first_booking_after(&self, since: Instant) -> Option<Instant> {
         let entries = self.entries.lock().expect("history poisoned");

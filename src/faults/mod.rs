@@ -11,8 +11,12 @@
 //! - [`outages`]: one or two Redis nodes stopped, the main Redis restarted
 //!   empty, Postgres stopped for a few seconds, a replica killed (SIGKILL),
 //!   all under load; the audit then checks every acknowledgement.
+//! - [`crashes`]: every Postgres process, or the main Redis, killed with
+//!   SIGKILL under load: what a crash (not a clean stop) leaves of the
+//!   acknowledgements.
 
 pub mod control;
+pub mod crashes;
 pub mod load;
 pub mod outages;
 pub mod pause_holder;
@@ -36,17 +40,21 @@ pub enum Scenario {
     RedisMajority,
     RedisRestart,
     PostgresRestart,
+    PostgresCrash,
+    RedisCrash,
     ReplicaCrash,
     Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Self::PauseHolder,
         Self::RedisMinority,
         Self::RedisMajority,
         Self::RedisRestart,
         Self::PostgresRestart,
+        Self::PostgresCrash,
+        Self::RedisCrash,
         Self::ReplicaCrash,
         Self::Soak,
     ];
@@ -78,6 +86,18 @@ impl Scenario {
             Self::PostgresRestart => {
                 "When the database goes away, every replica must say so (503, naming the database) and never 500 or hang. \
                  Nothing acknowledged may be lost, and booking resumes by itself once Postgres is back."
+            }
+            Self::PostgresCrash => {
+                "A crash is not a clean stop: every Postgres process is killed (SIGKILL) under keyed load, and nothing gets \
+                 to flush. A booking acknowledged with synchronous_commit on had its commit on disk before the client heard \
+                 of it, so crash recovery brings every one back. With synchronous_commit off (--synchronous-commit off adds \
+                 that run), a commit is acknowledged from memory, and the last ones die with the process: clients were told \
+                 confirmed, and the seat is free."
+            }
+            Self::RedisCrash => {
+                "The main Redis node is killed (SIGKILL) and comes back empty. distributed and fenced keep their lock there, \
+                 so they refuse (503) while it is gone and write nothing; redlock still has two of three nodes and keeps \
+                 booking. Locks held at the crash die with it, which is why a lock alone is not a safety argument."
             }
             Self::Soak => {
                 "Everything at once, for a while: contended load under every safe strategy in turn, and a random fault \
@@ -111,6 +131,8 @@ pub struct Lab {
     /// Where to append every answer the scenarios' clients got, as JSON
     /// lines that `booking-service audit --history` reads.
     pub history_file: Option<std::path::PathBuf>,
+    /// `postgres-crash` with `Off`: also the run that loses acknowledgements.
+    pub crash_commits: crashes::SynchronousCommit,
 }
 
 impl Lab {
@@ -183,6 +205,8 @@ pub async fn run(lab: &Lab, scenario: Scenario) -> anyhow::Result<Report> {
         Scenario::RedisMajority => outages::redis_nodes_down(lab, true).await?,
         Scenario::RedisRestart => outages::redis_restart(lab).await?,
         Scenario::PostgresRestart => outages::postgres_restart(lab).await?,
+        Scenario::PostgresCrash => crashes::postgres_crash(lab).await?,
+        Scenario::RedisCrash => crashes::redis_crash(lab).await?,
         Scenario::ReplicaCrash => outages::replica_crash(lab).await?,
         Scenario::Soak => soak::run(lab, lab.soak).await?,
     };

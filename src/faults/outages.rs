@@ -20,35 +20,45 @@ const OUTAGE: Duration = Duration::from_secs(2);
 const RECOVERY_LIMIT: Duration = Duration::from_secs(15);
 
 /// One outage: the cluster.sh commands that cause it and heal it.
-struct Outage {
-    what: String,
-    break_it: Vec<Vec<String>>,
-    heal: Vec<Vec<String>>,
+pub(super) struct Outage {
+    pub(super) what: String,
+    /// First hold Postgres' WAL writer still for this long (see
+    /// [`super::crashes`]), under load, then break it.
+    pub(super) stall_wal_writer: Option<Duration>,
+    pub(super) break_it: Vec<Vec<String>>,
+    pub(super) heal: Vec<Vec<String>>,
 }
 
 /// What the clients saw around one outage.
-struct Measured {
-    history: History,
+pub(super) struct Measured {
+    pub(super) history: History,
+    /// What the commands that broke the cluster printed (a kill names its pids).
+    pub(super) printed: String,
     /// Bookings confirmed while the backend was down.
-    booked_during: usize,
+    pub(super) booked_during: usize,
+    /// Requests sent while it was down that got a 5xx or no answer: proof
+    /// that the fault landed where the clients are.
+    pub(super) failed_during: usize,
     /// From healing until the first confirmed booking.
-    recovered: Option<Duration>,
+    pub(super) recovered: Option<Duration>,
     /// Did `/ready` on replica-1 fail during the outage?
-    unready: bool,
-    audit: String,
-    clean: bool,
+    pub(super) unready: bool,
+    pub(super) audit: String,
+    pub(super) clean: bool,
+    /// Acknowledged bookings the database does not have.
+    pub(super) lost: usize,
 }
 
 impl Measured {
-    fn statuses(&self) -> String {
+    pub(super) fn statuses(&self) -> String {
         self.history.statuses(|_| true).join(", ")
     }
 
-    fn server_errors(&self) -> usize {
+    pub(super) fn server_errors(&self) -> usize {
         self.history.by_status().get(&500).copied().unwrap_or(0)
     }
 
-    fn recovery(&self) -> String {
+    pub(super) fn recovery(&self) -> String {
         match self.recovered {
             Some(took) => format!("booking again {} ms after the repair", took.as_millis()),
             None => format!("no booking within {} s of the repair", RECOVERY_LIMIT.as_secs()),
@@ -56,31 +66,45 @@ impl Measured {
     }
 }
 
-/// Audits the event and the clients' history; the findings as text, and
-/// whether every invariant of a safe strategy held.
-async fn audit_with(lab: &Lab, event: i64, history: &History) -> anyhow::Result<(String, bool)> {
+/// Audits the event and the clients' history; the findings as text,
+/// whether every invariant of a safe strategy held, and how many
+/// acknowledgements were lost.
+async fn audit_with(lab: &Lab, event: i64, history: &History) -> anyhow::Result<(String, bool, usize)> {
     let findings = lab.audit(event, history).await?;
-    let broken: Vec<String> = findings.iter().filter(|f| !f.expected).map(|f| format!("{:?} {}", f.kind, f.seat_number)).collect();
+    // Broken invariants by kind, each with its first few seats.
+    let mut broken: std::collections::BTreeMap<String, Vec<&str>> = std::collections::BTreeMap::new();
+    for finding in findings.iter().filter(|f| !f.expected) {
+        broken.entry(format!("{:?}", finding.kind)).or_default().push(&finding.seat_number);
+    }
     let lost = findings.iter().filter(|f| f.kind == audit::Kind::LostAcknowledgement).count();
     let confirmed = history.lines().iter().filter(|e| e.outcome.as_deref() == Some("confirmed")).count();
     let text = if broken.is_empty() {
         format!("{confirmed} confirmed, all there; audit clean")
     } else {
-        format!("{lost} acknowledgement(s) lost; BROKEN: {}", broken.join(", "))
+        let kinds: Vec<String> = broken
+            .iter()
+            .map(|(kind, seats)| {
+                let more = if seats.len() > 5 { ", …" } else { "" };
+                format!("{kind} ×{} ({}{more})", seats.len(), seats[..seats.len().min(5)].join(", "))
+            })
+            .collect();
+        format!("{lost} of {confirmed} acknowledgement(s) lost; BROKEN: {}", kinds.join("; "))
     };
-    Ok((text, broken.is_empty()))
+    Ok((text, broken.is_empty(), lost))
 }
 
-fn run_all(lab: &Lab, commands: &[Vec<String>]) -> anyhow::Result<()> {
+/// Runs each command; what they printed.
+fn run_all(lab: &Lab, commands: &[Vec<String>]) -> anyhow::Result<String> {
+    let mut printed = String::new();
     for command in commands {
-        lab.control.run(&command.iter().map(String::as_str).collect::<Vec<_>>())?;
+        printed.push_str(&lab.control.run(&command.iter().map(String::as_str).collect::<Vec<_>>())?);
     }
-    Ok(())
+    Ok(printed)
 }
 
 /// Books under `strategy` with `clients` workers through nginx, breaks the
 /// cluster for [`OUTAGE`], heals it, and waits for bookings to resume.
-async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &Outage) -> anyhow::Result<Measured> {
+pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &Outage) -> anyhow::Result<Measured> {
     settled(|| lab.lb.set_strategy(strategy.as_str())).await?;
     let event = fresh_event(&lab.lb, &format!("fault lab: {}", outage.what)).await?;
     let history = History::default();
@@ -91,7 +115,11 @@ async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let injected = run_all(lab, &outage.break_it);
+    let stalled = match outage.stall_wal_writer {
+        Some(stall) => super::crashes::stall_wal_writer(&lab.database_url, stall).await,
+        None => Ok(String::new()),
+    };
+    let injected = stalled.and_then(|stalled| Ok(stalled + &run_all(lab, &outage.break_it)?));
     // From here on the backend is down: a request sent now cannot have
     // taken its lock before the outage.
     let broken = Instant::now();
@@ -106,23 +134,34 @@ async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     load.await?;
-    injected?;
+    let printed: String = injected?;
     healed?;
 
     let booked_during = history.confirmed_between(broken, healed_at);
+    let failed_during = history.failed_between(broken, healed_at);
     let recovered = history.first_booking_after(healed_at).map(|at| at - healed_at);
-    let (audit, clean) = audit_with(lab, event, &history).await?;
+    let (audit, clean, lost) = audit_with(lab, event, &history).await?;
     lab.clean_up(event).await?;
-    Ok(Measured { history, booked_during, recovered, unready, audit, clean })
+    Ok(Measured { history, printed, booked_during, failed_during, recovered, unready, audit, clean, lost })
 }
 
-fn command(words: &[&str]) -> Vec<String> {
+/// Idempotency keys the given replicas took over from dead requests, in all.
+async fn takeovers(replicas: &[&crate::lab::client::LabClient]) -> anyhow::Result<u64> {
+    let mut total = 0.0;
+    for replica in replicas {
+        total += replica.counter("idempotency_takeovers_total").await?;
+    }
+    Ok(total as u64)
+}
+
+pub(super) fn command(words: &[&str]) -> Vec<String> {
     words.iter().map(|word| (*word).to_owned()).collect()
 }
 
 pub async fn postgres_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let outage = Outage {
         what: "postgres-restart".into(),
+        stall_wal_writer: None,
         break_it: vec![command(&["stop", "postgres"])],
         heal: vec![command(&["start", "postgres"])],
     };
@@ -152,6 +191,7 @@ pub async fn redis_nodes_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<R
     let down: Vec<&String> = if majority { vec![&nodes[0], &nodes[1]] } else { vec![&nodes[2]] };
     let outage = Outage {
         what: if majority { "redis-majority" } else { "redis-minority" }.into(),
+        stall_wal_writer: None,
         break_it: down.iter().map(|node| command(&["stop", node])).collect(),
         heal: down.iter().map(|node| command(&["start", node])).collect(),
     };
@@ -190,7 +230,7 @@ pub async fn redis_nodes_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<R
 pub async fn redis_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let nodes = lab.control.redis_nodes()?;
     let main = nodes.first().context("cluster.sh status lists no Redis node")?.clone();
-    let outage = Outage { what: "redis-restart".into(), break_it: vec![command(&["stop", &main])], heal: vec![command(&["start", &main])] };
+    let outage = Outage { what: "redis-restart".into(), stall_wal_writer: None, break_it: vec![command(&["stop", &main])], heal: vec![command(&["start", &main])] };
     let mut rows = Vec::new();
     for strategy in StrategyName::ALL {
         let before = lab.lb.get("/admin/strategy").await?;
@@ -229,6 +269,8 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         let history = History::default();
         let stop = Arc::new(AtomicBool::new(false));
         let client = if keys { lab.lb.clone() } else { lab.lb.clone().without_keys() };
+        let survivors: Vec<&crate::lab::client::LabClient> = lab.replicas.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, r)| r).collect();
+        let takeovers_before = takeovers(&survivors).await?;
         let load = tokio::spawn({
             let (stop, history) = (stop.clone(), history.clone());
             async move { load::run(&client, event, 16, contenders, RECOVERY_LIMIT, stop, history).await }
@@ -248,13 +290,20 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
             }
         }
 
+        let taken_over = takeovers(&survivors).await? - takeovers_before;
         let failures = history.lines().iter().filter(|e| e.status == 0 || e.status >= 500).count();
-        let (database, clean) = audit_with(lab, event, &history).await?;
+        let (database, clean, _) = audit_with(lab, event, &history).await?;
         lab.clean_up(event).await?;
         let statuses = history.statuses(|_| true).join(", ");
+        // Proof that the kill landed mid-request: without keys, clients lost
+        // answers; with keys, the survivors took over keys of requests that
+        // died with it.
+        let landed = if keys { taken_over > 0 } else { failures > 0 };
         rows.push(Row {
             strategy: format!("{strategy} ({load_kind})"),
-            injected: "replica-2 killed (SIGKILL) under 16 clients through nginx".into(),
+            injected: format!(
+                "replica-2 killed (SIGKILL) under 16 clients through nginx; {taken_over} of its in-flight keys taken over by the others"
+            ),
             clients_told: if keys {
                 format!("{statuses}; {failures} client-visible failure(s)")
             } else {
@@ -266,7 +315,7 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
             } else {
                 "replica-2 did not serve again after `up`".into()
             },
-            as_taught: clean && served_again && (!keys || failures == 0),
+            as_taught: clean && served_again && landed && (!keys || failures == 0),
         });
     }
     Ok(rows)

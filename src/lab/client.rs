@@ -155,6 +155,18 @@ impl LabClient {
         json_or_error(response, path).await
     }
 
+    /// The sum of every series of counter `name` in `/metrics` (0 when the
+    /// replica exports none).
+    pub async fn counter(&self, name: &str) -> anyhow::Result<f64> {
+        let response = self.http.get(format!("{}/metrics", self.base_url)).send().await.with_context(|| self.unreachable())?;
+        let text = response.error_for_status()?.text().await?;
+        Ok(text
+            .lines()
+            .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
     fn unreachable(&self) -> String {
         format!("cannot reach {} (is the cluster up? scripts/cluster.sh up)", self.base_url)
     }

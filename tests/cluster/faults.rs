@@ -11,8 +11,10 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
     let lab = cluster.fault_lab(3);
 
     for scenario in Scenario::ALL {
+        eprintln!("==> {scenario:?}");
         let report = faults::run(&lab, scenario).await.unwrap_or_else(|error| panic!("{scenario:?}: {error:#}\n{}", cluster.logs()));
         let table = faults::markdown(&report);
+        eprintln!("{table}");
         assert!(report.as_taught(), "{scenario:?} did not go as taught:\n{table}\n{}", cluster.logs());
         match scenario {
             Scenario::PauseHolder => {
@@ -42,11 +44,30 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                 assert_eq!(report.rows.len(), 7, "{table}");
                 assert!(report.rows.iter().all(|row| !row.clients_told.contains("×500")), "never a 500: {table}");
             }
+            Scenario::PostgresCrash => {
+                assert_eq!(report.rows.len(), 1, "durable commits only, unless asked: {table}");
+                let row = &report.rows[0];
+                assert!(row.strategy.contains("synchronous_commit=on"), "{table}");
+                assert!(row.injected.contains(": all gone)"), "every Postgres process was gone: {table}");
+                assert!(row.database_holds.ends_with("all there; audit clean"), "no acknowledged booking lost: {table}");
+                assert!(!row.clients_told.contains("; 0 under way while it was down failed"), "clients saw the crash: {table}");
+            }
+            Scenario::RedisCrash => {
+                assert_eq!(report.rows.len(), 3, "{table}");
+                for row in &report.rows {
+                    assert!(row.injected.contains(": all gone)"), "the main Redis was gone: {table}");
+                    let refused = row.clients_told.ends_with("; 0 booked while down");
+                    assert_eq!(refused, row.strategy != "redlock", "{table}");
+                }
+            }
             Scenario::ReplicaCrash => {
                 assert_eq!(report.rows.len(), 3, "{table}");
                 for row in report.rows.iter().filter(|row| row.strategy.contains("with keys")) {
                     assert!(row.clients_told.ends_with("; 0 client-visible failure(s)"), "{table}");
+                    assert!(!row.injected.contains("; 0 of its in-flight keys"), "requests were in flight on the killed replica: {table}");
                 }
+                let control = report.rows.iter().find(|row| row.strategy.contains("no keys")).unwrap();
+                assert!(!control.clients_told.contains("; 0 client-visible failure(s)"), "without keys the kill cost clients answers: {table}");
             }
             Scenario::Soak => {
                 assert_eq!(report.rows.len(), 5, "one row per safe strategy: {table}");

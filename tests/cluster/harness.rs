@@ -113,6 +113,7 @@ impl NativeCluster {
             database_url: format!("postgres://postgres@127.0.0.1:{pg_port}/booking"),
             soak: std::time::Duration::from_secs(15),
             history_file: None,
+            crash_commits: faults::crashes::SynchronousCommit::On,
         }
     }
 
