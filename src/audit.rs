@@ -93,6 +93,34 @@ pub async fn check(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<Fin
     Ok(findings)
 }
 
+/// What Postgres holds for one seat: its row, and its live bookings.
+#[derive(Debug, Clone)]
+pub struct SeatRecord {
+    pub is_booked: bool,
+    pub booked_by: Option<String>,
+    /// The seat row's own count of its holders.
+    pub holders_counted: i32,
+    /// The customers of its confirmed and double-booked bookings, oldest first.
+    pub holders: Vec<String>,
+}
+
+/// Reads one seat's row and bookings straight from Postgres.
+pub async fn seat(pool: &PgPool, event_id: i64, seat_number: &str) -> sqlx::Result<SeatRecord> {
+    let (is_booked, booked_by, holders_counted, holders): (bool, Option<String>, i32, Vec<String>) = sqlx::query_as(
+        "SELECT s.is_booked, s.booked_by, s.holders,
+                coalesce(array_agg(b.customer_id ORDER BY b.id) FILTER (WHERE b.id IS NOT NULL), '{}')
+         FROM seats s
+         LEFT JOIN bookings b ON b.seat_id = s.id AND b.status IN ('confirmed', 'double_booked')
+         WHERE s.event_id = $1 AND s.seat_number = $2
+         GROUP BY s.id",
+    )
+    .bind(event_id)
+    .bind(seat_number)
+    .fetch_one(pool)
+    .await?;
+    Ok(SeatRecord { is_booked, booked_by, holders_counted, holders })
+}
+
 /// One line of a client-side history: what was asked and what came back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryEntry {

@@ -41,27 +41,47 @@ impl Exercise {
         self.holders.saturating_sub(1)
     }
 
-    /// Does the database hold what the clients were told? Every customer told
-    /// they booked is a holder (holders = confirmed + double-booked answers),
-    /// and the seat's `booked_by` is one of them: the confirmed one when
-    /// there was exactly one winner.
-    pub fn agrees_with_database(&self) -> Result<(), String> {
-        let told = self.confirmed + self.double_booked;
-        if self.holders != told as u64 {
-            return Err(format!("{} holders in the database, {told} customers told they booked: {self:?}", self.holders));
+    /// Does the database hold what the clients were told? `seat` is read
+    /// from Postgres ([`crate::audit::seat`]), not through the API: the
+    /// customers with a booking row are exactly those told they booked, the
+    /// seat's own holder count and `is_booked` agree with the rows, and
+    /// `booked_by` is one of them (the confirmed one when there was exactly
+    /// one winner).
+    pub fn agrees_with(&self, seat: &crate::audit::SeatRecord) -> Result<(), String> {
+        let mut told: Vec<&str> = self.confirmed_customers.iter().chain(&self.double_booked_customers).map(String::as_str).collect();
+        let mut rows: Vec<&str> = seat.holders.iter().map(String::as_str).collect();
+        told.sort_unstable();
+        rows.sort_unstable();
+        if told != rows {
+            return Err(format!("customers told they booked: {told:?}; booking rows in Postgres: {rows:?}: {seat:?}"));
         }
-        match (told, &self.booked_by) {
-            (0, None) => Ok(()),
-            (0, Some(holder)) => Err(format!("nobody was told they booked, yet the seat is booked by {holder}: {self:?}")),
-            (_, None) => Err(format!("{told} customers were told they booked a seat that is free: {self:?}")),
-            (1, Some(holder)) if self.confirmed == 1 && &self.confirmed_customers[0] != holder => {
-                Err(format!("{} was told confirmed, the seat is booked by {holder}: {self:?}", self.confirmed_customers[0]))
+        if seat.holders_counted != rows.len() as i32 {
+            return Err(format!("the seat counts {} holders, Postgres has {} booking rows: {seat:?}", seat.holders_counted, rows.len()));
+        }
+        match (rows.is_empty(), seat.is_booked, &seat.booked_by) {
+            (true, false, None) => Ok(()),
+            (true, _, _) => Err(format!("nobody holds the seat, yet it is marked booked: {seat:?}")),
+            (false, false, _) | (false, _, None) => Err(format!("{} customers hold a seat marked free: {seat:?}", rows.len())),
+            (false, true, Some(holder)) if !rows.contains(&holder.as_str()) => {
+                Err(format!("the seat is booked by {holder}, who holds no booking: {seat:?}"))
             }
-            (_, Some(holder)) if !self.confirmed_customers.iter().chain(&self.double_booked_customers).any(|c| c == holder) => {
-                Err(format!("the seat is booked by {holder}, who was told nothing of the kind: {self:?}"))
+            (false, true, Some(holder)) if self.confirmed == 1 && self.double_booked == 0 && &self.confirmed_customers[0] != holder => {
+                Err(format!("{} was told confirmed, the seat is booked by {holder}: {seat:?}", self.confirmed_customers[0]))
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl Exercise {
+    /// [`Exercise::agrees_with`] the seat as Postgres holds it, and the
+    /// audit of the event finds no broken invariant.
+    pub async fn check_in_postgres(&self, pool: &sqlx::PgPool, event_id: i64, seat: &str) -> Result<(), String> {
+        let record = crate::audit::seat(pool, event_id, seat).await.map_err(|error| format!("cannot read seat {seat}: {error}"))?;
+        self.agrees_with(&record)?;
+        let findings = crate::audit::check(pool, Some(event_id)).await.map_err(|error| format!("cannot audit: {error}"))?;
+        let broken: Vec<_> = findings.iter().filter(|finding| !finding.expected).collect();
+        if broken.is_empty() { Ok(()) } else { Err(format!("the audit found broken invariants: {broken:?}")) }
     }
 }
 

@@ -249,16 +249,25 @@ impl TestApp {
 }
 
 /// Fires `count` bookings of one seat at once, spread round-robin over
-/// `replicas`, counts the answers, and checks that the database holds what
-/// the clients were told (every race test goes through here).
+/// `replicas`, counts the answers, and checks in Postgres itself (not
+/// through the API) that the database holds what the clients were told, and
+/// that the audit finds nothing broken (every race test goes through here).
 pub async fn burst(replicas: &[&TestApp], seat: &str, count: usize) -> Exercise {
     let clients: Vec<LabClient> = replicas.iter().map(|app| LabClient::new(&app.address).expect("client")).collect();
     let strategy: StrategyName = replicas[0].strategy().await.parse().expect("a strategy name");
     let race = exercises::race(&clients, strategy, 1, seat, count).await.expect("burst");
-    if let Err(mismatch) = race.agrees_with_database() {
-        panic!("the database disagrees with the answers: {mismatch}");
-    }
+    agrees_in_postgres(&replicas[0].options.database_url, &race, 1, seat).await;
     race
+}
+
+/// Panics unless Postgres holds what `race`'s clients were told about
+/// `seat`, and the audit of the event finds nothing broken.
+pub async fn agrees_in_postgres(database_url: &str, race: &Exercise, event_id: i64, seat: &str) {
+    let pool = sqlx::PgPool::connect(database_url).await.expect("the database");
+    if let Err(mismatch) = race.check_in_postgres(&pool, event_id, seat).await {
+        panic!("the database disagrees with the answers: {mismatch}\n{race:?}");
+    }
+    pool.close().await;
 }
 
 async fn read(response: reqwest::Response) -> (StatusCode, Value) {

@@ -139,3 +139,22 @@ async fn the_mutex_map_forgets_seats_nobody_is_booking() {
     assert_eq!(during, 20, "one entry per seat being booked, during the hold");
     assert_eq!(tracked_mutexes(&app).await, 0, "and none once the bookings are done");
 }
+
+/// The agreement check reads Postgres, not the service's answers about
+/// itself: a seat left marked booked after its booking row is gone still
+/// looks booked once through the API, and the check catches it.
+#[tokio::test]
+async fn the_agreement_check_catches_a_seat_booked_without_a_booking_row() {
+    let app = app_with("pessimistic").await;
+    let race = burst(&[&app], "A1", 10).await;
+    assert_eq!(race.confirmed, 1, "{race:?}");
+
+    let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
+    sqlx::query("DELETE FROM bookings WHERE status = 'confirmed'").execute(&pool).await.unwrap();
+
+    let through_the_api = booking_service::lab::client::LabClient::new(&app.address).unwrap().holders(1, "A1").await.unwrap();
+    assert_eq!(through_the_api, 1, "the API still shows the seat as booked once");
+    let mismatch = race.check_in_postgres(&pool, 1, "A1").await.expect_err("a seat booked without a row must not pass");
+    assert!(mismatch.contains("booking rows in Postgres: []"), "{mismatch}");
+    pool.close().await;
+}

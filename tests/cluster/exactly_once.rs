@@ -45,7 +45,17 @@ async fn keyed_load(client: LabClient, event: i64, stop: Arc<AtomicBool>) -> BTr
     all
 }
 
-async fn kill_under_load(cluster: &NativeCluster, client: LabClient) -> (BTreeMap<String, Result<u16, String>>, i64) {
+/// Keys the surviving replicas (1 and 3) took over from requests that died
+/// with replica-2.
+async fn takeovers(cluster: &NativeCluster) -> f64 {
+    cluster.replica(1).counter("idempotency_takeovers_total").await.unwrap() + cluster.replica(3).counter("idempotency_takeovers_total").await.unwrap()
+}
+
+/// Kills replica-2 under keyed load; every answer, the event, and how many
+/// keys of requests in flight on replica-2 the others took over (proof that
+/// the kill landed mid-request, not between requests).
+async fn kill_under_load(cluster: &NativeCluster, client: LabClient) -> (BTreeMap<String, Result<u16, String>>, i64, f64) {
+    let before = takeovers(cluster).await;
     let lb = cluster.client();
     lb.set_strategy("pessimistic").await.unwrap();
     let event = lb.post_json("/admin/events", serde_json::json!({"name": "exactly once", "rows": 16, "seats_per_row": 1000})).await.unwrap();
@@ -57,8 +67,9 @@ async fn kill_under_load(cluster: &NativeCluster, client: LabClient) -> (BTreeMa
     tokio::time::sleep(Duration::from_millis(1200)).await;
     stop.store(true, Ordering::Relaxed);
     let answers = load.await.unwrap();
+    let taken_over = takeovers(cluster).await - before;
     cluster.script(&["up"]);
-    (answers, event)
+    (answers, event, taken_over)
 }
 
 async fn assert_exactly_once(cluster: &NativeCluster, event: i64, answers: &BTreeMap<String, Result<u16, String>>) {
@@ -86,10 +97,14 @@ async fn a_replica_killed_under_keyed_load_costs_no_client_its_booking() {
     let cluster = NativeCluster::up_with(3, &[("HOLD_MS", "200")]);
 
     // nginx alone retries: the clients never send a request twice.
-    let (answers, event) = kill_under_load(&cluster, cluster.client().without_retries()).await;
+    let (answers, event, taken_over) = kill_under_load(&cluster, cluster.client().without_retries()).await;
+    assert!(taken_over > 0.0, "no request was in flight on replica-2 when it was killed:\n{}", cluster.logs());
     assert_exactly_once(&cluster, event, &answers).await;
 
     // The clients retry what got no answer, with the same key.
-    let (answers, event) = kill_under_load(&cluster, cluster.client()).await;
+    let (answers, event, taken_over) = kill_under_load(&cluster, cluster.client()).await;
+    assert!(taken_over > 0.0, "no request was in flight on replica-2 when it was killed:\n{}", cluster.logs());
     assert_exactly_once(&cluster, event, &answers).await;
+    let survivors = cluster.log("replica-1") + &cluster.log("replica-3");
+    assert!(survivors.contains("took over an idempotency key whose request died"), "the survivors say so in their logs");
 }

@@ -102,15 +102,31 @@ impl NativeCluster {
         self.env.iter().rev().find(|(key, _)| key == "ADMIN_TOKEN").map_or("", |(_, token)| token.as_str())
     }
 
+    /// The cluster's own Postgres database.
+    pub fn database_url(&self) -> String {
+        let pg_port = self.env.iter().find(|(key, _)| key == "PG_PORT").map(|(_, port)| port.clone()).expect("PG_PORT");
+        format!("postgres://postgres@127.0.0.1:{pg_port}/booking")
+    }
+
+    /// Panics unless Postgres holds what `race`'s clients were told about
+    /// `seat` of `event_id`, and the audit of the event finds nothing broken:
+    /// read with SQL, never through the service's API.
+    pub async fn agrees_in_postgres(&self, race: &booking_service::lab::exercises::Exercise, event_id: i64, seat: &str) {
+        let pool = sqlx::PgPool::connect(&self.database_url()).await.expect("the database");
+        if let Err(mismatch) = race.check_in_postgres(&pool, event_id, seat).await {
+            panic!("the database disagrees with the answers: {mismatch}\n{race:?}");
+        }
+        pool.close().await;
+    }
+
     /// The fault lab's handle on this cluster: its clients, its script, its database.
     pub fn fault_lab(&self, replicas: u16) -> faults::Lab {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
-        let pg_port = self.env.iter().find(|(key, _)| key == "PG_PORT").map(|(_, port)| port.clone()).expect("PG_PORT");
         faults::Lab {
             lb: self.client(),
             replicas: (1..=replicas).map(|index| self.replica(index)).collect(),
             control: faults::control::Control { script, env: self.env.clone() },
-            database_url: format!("postgres://postgres@127.0.0.1:{pg_port}/booking"),
+            database_url: self.database_url(),
             soak: std::time::Duration::from_secs(15),
             history_file: None,
             crash_commits: faults::crashes::SynchronousCommit::On,
