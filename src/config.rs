@@ -332,7 +332,11 @@ pub struct FaultsConfig {
     /// that loses; the cluster itself stays durable.
     #[arg(long, value_enum, default_value_t = crate::faults::crashes::SynchronousCommit::On)]
     pub synchronous_commit: crate::faults::crashes::SynchronousCommit,
-    /// How long `soak` runs, in seconds.
+    /// The seed of `soak`'s faults, to replay a run (it prints the one it drew).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long `soak` runs, in seconds (at least one fault of every kind per
+    /// strategy, however short).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub soak_secs: u64,
     /// Print JSON instead of Markdown.

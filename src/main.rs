@@ -54,6 +54,7 @@ async fn faults(config: booking_service::config::FaultsConfig) -> anyhow::Result
         control: faults::control::Control::from_env(),
         database_url: config.database_url,
         soak: std::time::Duration::from_secs(config.soak_secs),
+        soak_seed: config.seed,
         history_file: config.history,
         crash_commits: config.synchronous_commit,
     };

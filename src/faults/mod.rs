@@ -100,8 +100,9 @@ impl Scenario {
                  booking. Locks held at the crash die with it, which is why a lock alone is not a safety argument."
             }
             Self::Soak => {
-                "Everything at once, for a while: contended load under every safe strategy in turn, and a random fault \
-                 every few seconds (a replica paused or killed, a Redis node or Postgres stopped). The audit must find no \
+                "Everything at once, for a while: contended load under every safe strategy in turn, and a fault every few \
+                 seconds, each kind at least once per strategy in a seeded random order (a replica paused or killed, a Redis \
+                 node or Postgres crashed). The audit must find no \
                  acknowledged booking lost, and no seat double-sold under pessimistic, optimistic or fenced. distributed \
                  and redlock may double-sell: a fault that stalls a lock holder past its TTL (Postgres down while it \
                  waits to write) is a pause by another name."
@@ -126,8 +127,10 @@ pub struct Lab {
     pub control: Control,
     /// The cluster's database, for the audit.
     pub database_url: String,
-    /// How long `soak` runs.
+    /// How long `soak` runs (at least one fault of every kind per strategy).
     pub soak: std::time::Duration,
+    /// The seed of `soak`'s faults; `None` draws one (and prints it).
+    pub soak_seed: Option<u64>,
     /// Where to append every answer the scenarios' clients got, as JSON
     /// lines that `booking-service audit --history` reads.
     pub history_file: Option<std::path::PathBuf>,

@@ -1,9 +1,19 @@
 //! `soak`: contended load through nginx for a while, every safe strategy in
-//! turn, with a random fault every few seconds; then the audit.
+//! turn, with a fault every few seconds; then the audit.
+//!
+//! The faults come from a seeded generator: the seed is printed, and
+//! `--seed` replays the same faults in the same order on the same targets.
+//! Every strategy gets every kind of fault at least once (a shuffled round
+//! of all four, then more rounds while its time lasts), so a run can never
+//! miss the one that matters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 use super::load::{self, History};
 use super::{Lab, Row, fresh_event, settled};
@@ -12,8 +22,21 @@ use crate::domain::StrategyName;
 
 /// Time between two faults.
 const FAULT_EVERY: Duration = Duration::from_secs(3);
-/// How long a stopped backend stays down.
+/// How long a crashed backend stays down.
 const DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// The kinds of fault, each injected at least once per strategy.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    PauseReplica,
+    KillReplica,
+    CrashRedis,
+    CrashPostgres,
+}
+
+impl Fault {
+    const ALL: [Fault; 4] = [Self::PauseReplica, Self::KillReplica, Self::CrashRedis, Self::CrashPostgres];
+}
 
 /// One fault, injected and healed; what it was.
 ///
@@ -23,36 +46,36 @@ const DOWN_FOR: Duration = Duration::from_secs(1);
 /// Redis node that restarts empty stays down longer than the TTL, so every
 /// lock it had granted has expired when it comes back (Redlock's rule for
 /// nodes without persistence; otherwise a lock it forgot is granted twice).
-async fn inject(lab: &Lab, hold: Duration, ttl: Duration, redis_nodes: &[String]) -> anyhow::Result<String> {
-    let replica = format!("replica-{}", rand::random_range(1..=lab.replicas.len()));
-    let node = redis_nodes[rand::random_range(0..redis_nodes.len())].clone();
-    let fault = rand::random_range(0..4);
+/// Crashes are SIGKILL: nothing gets to flush or hand over.
+async fn inject(lab: &Lab, fault: Fault, rng: &mut StdRng, hold: Duration, ttl: Duration, redis_nodes: &[String]) -> anyhow::Result<String> {
+    let replica = format!("replica-{}", rng.random_range(1..=lab.replicas.len()));
+    let node = redis_nodes[rng.random_range(0..redis_nodes.len())].clone();
     let done = match fault {
-        0 => {
+        Fault::PauseReplica => {
             let pause = (ttl.saturating_sub(hold) / 3).max(Duration::from_millis(50));
             lab.control.run(&["pause", &replica])?;
             tokio::time::sleep(pause).await;
             lab.control.run(&["resume", &replica])?;
             format!("{replica} paused {} ms", pause.as_millis())
         }
-        1 => {
+        Fault::KillReplica => {
             lab.control.run(&["kill", &replica])?;
             tokio::time::sleep(DOWN_FOR).await;
             lab.control.run(&["up"])?;
-            format!("{replica} killed")
+            format!("{replica} killed (SIGKILL)")
         }
-        2 => {
+        Fault::CrashRedis => {
             let down = DOWN_FOR.max(ttl + Duration::from_millis(200));
-            lab.control.run(&["stop", &node])?;
+            lab.control.run(&["kill", &node])?;
             tokio::time::sleep(down).await;
             lab.control.run(&["start", &node])?;
-            format!("{node} restarted empty after {} ms", down.as_millis())
+            format!("{node} killed, back empty after {} ms", down.as_millis())
         }
-        _ => {
-            lab.control.run(&["stop", "postgres"])?;
+        Fault::CrashPostgres => {
+            lab.control.run(&["kill", "postgres"])?;
             tokio::time::sleep(DOWN_FOR).await;
             lab.control.run(&["start", "postgres"])?;
-            "postgres stopped".to_owned()
+            "postgres killed (SIGKILL)".to_owned()
         }
     };
     Ok(done)
@@ -63,6 +86,9 @@ pub async fn run(lab: &Lab, duration: Duration) -> anyhow::Result<Vec<Row>> {
     let ttl = Duration::from_millis(settings["lock_ttl_ms"].as_u64().unwrap_or(5000));
     let hold = Duration::from_millis(settings["hold_ms"].as_u64().unwrap_or(50));
     let redis_nodes = lab.control.redis_nodes()?;
+    let seed = lab.soak_seed.unwrap_or_else(rand::random);
+    eprintln!("   soak: seed {seed} (faults replay with --seed {seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
     let slice = duration / StrategyName::SAFE.len() as u32;
     let started = Instant::now();
 
@@ -75,27 +101,32 @@ pub async fn run(lab: &Lab, duration: Duration) -> anyhow::Result<Vec<Row>> {
         let stop = Arc::new(AtomicBool::new(false));
         let load = tokio::spawn({
             let (lb, stop, history) = (lab.lb.clone(), stop.clone(), history.clone());
-            async move { load::run(&lb, event, 16, 4, slice + Duration::from_secs(60), stop, history).await }
+            async move { load::run(&lb, event, 16, 4, slice * 4 + Duration::from_secs(120), stop, history).await }
         });
         let phase = Instant::now();
         let mut faults = Vec::new();
-        while phase.elapsed() < slice {
-            let at = started.elapsed().as_secs_f64();
-            let fault = inject(lab, hold, ttl, &redis_nodes).await?;
-            eprintln!("   {at:>5.1} s  {strategy}: {fault}");
-            faults.push(fault);
-            tokio::time::sleep(FAULT_EVERY.saturating_sub(DOWN_FOR)).await;
+        // Whole shuffled rounds of every kind: at least one, more while the slice lasts.
+        while faults.len() < Fault::ALL.len() || phase.elapsed() < slice {
+            let mut round = Fault::ALL;
+            round.shuffle(&mut rng);
+            for fault in round {
+                let at = started.elapsed().as_secs_f64();
+                let done = inject(lab, fault, &mut rng, hold, ttl, &redis_nodes).await?;
+                eprintln!("   {at:>5.1} s  {strategy}: {done}");
+                faults.push(done);
+                tokio::time::sleep(FAULT_EVERY.saturating_sub(DOWN_FOR)).await;
+            }
         }
         stop.store(true, Ordering::Relaxed);
         load.await?;
         lab.control.run(&["up"])?;
-        rows.push(audited_row(lab, strategy, event, &history, &faults).await?);
+        rows.push(audited_row(lab, strategy, event, &history, seed, &faults).await?);
     }
     Ok(rows)
 }
 
 /// Audits one strategy's event and history into its row.
-async fn audited_row(lab: &Lab, strategy: StrategyName, event: i64, history: &History, faults: &[String]) -> anyhow::Result<Row> {
+async fn audited_row(lab: &Lab, strategy: StrategyName, event: i64, history: &History, seed: u64, faults: &[String]) -> anyhow::Result<Row> {
     let findings = lab.audit(event, history).await?;
     lab.clean_up(event).await?;
 
@@ -123,7 +154,7 @@ async fn audited_row(lab: &Lab, strategy: StrategyName, event: i64, history: &Hi
     };
     Ok(Row {
         strategy: strategy.to_string(),
-        injected: format!("{} fault(s): {}", faults.len(), faults.join(", ")),
+        injected: format!("seed {seed}: {} fault(s): {}", faults.len(), faults.join(", ")),
         clients_told: format!(
             "{} attempts, {acknowledged} acknowledged, failures: {}",
             lines.len(),

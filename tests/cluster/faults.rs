@@ -72,6 +72,15 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
             Scenario::Soak => {
                 assert_eq!(report.rows.len(), 5, "one row per safe strategy: {table}");
                 for row in &report.rows {
+                    assert!(row.injected.starts_with("seed "), "the seed is reported: {table}");
+                    let faults: Vec<&str> = row.injected.rsplit_once("fault(s): ").unwrap().1.split(", ").collect();
+                    let kinds = [
+                        faults.iter().any(|f| f.starts_with("replica-") && f.contains(" paused ")),
+                        faults.iter().any(|f| f.starts_with("replica-") && f.ends_with(" killed (SIGKILL)")),
+                        faults.iter().any(|f| f.starts_with("redis-") && f.contains(" killed, back empty")),
+                        faults.iter().any(|f| *f == "postgres killed (SIGKILL)"),
+                    ];
+                    assert_eq!(kinds, [true; 4], "{}: every kind of fault at least once: {table}", row.strategy);
                     assert!(row.database_holds.ends_with(" 0 lost acknowledgement(s)"), "{table}");
                     if matches!(row.strategy.as_str(), "pessimistic" | "optimistic" | "fenced") {
                         assert!(row.database_holds.starts_with("0 double-booked"), "{table}");

@@ -128,6 +128,7 @@ impl NativeCluster {
             control: faults::control::Control { script, env: self.env.clone() },
             database_url: self.database_url(),
             soak: std::time::Duration::from_secs(15),
+            soak_seed: None,
             history_file: None,
             crash_commits: faults::crashes::SynchronousCommit::On,
         }
