@@ -19,6 +19,8 @@
 # and nginx from /proc and prints it per request (µs): a figure that stays
 # put on a noisy machine. Every figure is the median of the runs; the
 # targets are printed as met or MISSED. ADMIN_TOKEN passes through.
+# Postgres runs with durable commits (synchronous_commit=on) unless
+# PG_SYNCHRONOUS_COMMIT says otherwise; the report says which.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -200,8 +202,9 @@ med() { # med N "LINE"...: median of field N
 
 # --- the runs -------------------------------------------------------------------
 
-say "benchmark: $RUNS runs of ${SECONDS_EACH}s each, $CLIENTS clients, on $(nproc) cores"
 cluster_up 0
+commit_setting=$(psql_bench -c 'SHOW synchronous_commit')
+say "benchmark: $RUNS runs of ${SECONDS_EACH}s each, $CLIENTS clients, on $(nproc) cores, synchronous_commit=$commit_setting"
 declare -A A B D
 for run in $(seq "$RUNS"); do
     for script in pessimistic none conditional; do
@@ -234,6 +237,8 @@ mapfile -t c_runs < <(lines "$C")
 
 echo
 echo "## The database (a) and the cluster (b, c, d): medians of $RUNS runs of ${SECONDS_EACH}s, $CLIENTS clients, $(nproc) cores"
+echo
+echo "Postgres ran with synchronous_commit=$commit_setting (pgbench and the service alike; PG_SYNCHRONOUS_COMMIT=off measures the other way)."
 echo
 echo "| run | req/s | p50 ms | p99 ms | errors | max replica RSS MiB | replica CPU µs/req | Postgres CPU µs/req | nginx CPU µs/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

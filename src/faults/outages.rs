@@ -36,8 +36,8 @@ pub(super) struct Measured {
     pub(super) printed: String,
     /// Bookings confirmed while the backend was down.
     pub(super) booked_during: usize,
-    /// Requests sent while it was down that got a 5xx or no answer: proof
-    /// that the fault landed where the clients are.
+    /// Requests under way while it was down that got a 5xx or no answer:
+    /// proof that the fault landed where the clients are.
     pub(super) failed_during: usize,
     /// From healing until the first confirmed booking.
     pub(super) recovered: Option<Duration>,
