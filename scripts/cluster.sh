@@ -24,7 +24,7 @@
 # default, on: durable commits), TOKIO_WORKER_THREADS (each replica's
 # worker threads; default: the cores divided among the replicas, at least 1).
 # Replica settings such as HOLD_MS, LOCKING_STRATEGY or ADMIN_TOKEN pass
-# through.
+# through, and are remembered: a replica restarted later runs with them too.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -168,6 +168,23 @@ stop_redis() {
     done
 }
 
+# Replica settings (every variable `booking-service serve --help` names,
+# but the ones this script sets per replica) are remembered in the state
+# folder when given to any command, and every replica starts with them: one
+# that is restarted after a crash (`up`, `start`, the fault lab) runs with
+# the settings the cluster was started with, not the defaults.
+remember_settings() {
+    local file=$STATE/replica.env name
+    touch "$file" && chmod 600 "$file" # ADMIN_TOKEN may be among them
+    for name in $("$(cat "$STATE/bin.path")" serve --help | grep -o 'env: [A-Z_0-9]*' | cut -d' ' -f2 | sort -u); do
+        case $name in DATABASE_URL | REDIS_URL | REDLOCK_URLS | INSTANCE_ID | LISTEN_ADDR) continue ;; esac
+        [ -n "${!name+set}" ] || continue
+        grep -v "^export $name=" "$file" >"$file.new" || true
+        printf 'export %s=%q\n' "$name" "${!name}" >>"$file.new"
+        mv "$file.new" "$file"
+    done
+}
+
 worker_threads() { # worker_threads REPLICAS: this machine's cores shared out among them, at least one each
     local n=$(($(nproc) / $1))
     [ "$n" -ge 1 ] || n=1
@@ -187,13 +204,17 @@ start_replica() { # start_replica INDEX [REPLICAS]: REPLICAS (default: the clust
     say "replica-$i on 127.0.0.1:$port ($workers worker thread$([ "$workers" = 1 ] || echo s))"
     local redlock="" p
     for p in "${redis_ports[@]}"; do redlock+="${redlock:+,}redis://127.0.0.1:$p"; done
-    DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/booking" \
-    REDIS_URL="redis://127.0.0.1:$main_redis" \
-    REDLOCK_URLS="$redlock" \
-    INSTANCE_ID="replica-$i" \
-    LISTEN_ADDR="127.0.0.1:$port" \
-    TOKIO_WORKER_THREADS="$workers" \
-        setsid "$(cat "$STATE/bin.path")" serve >>"$STATE/logs/replica-$i.log" 2>&1 </dev/null &
+    (
+        # shellcheck disable=SC1091 # written by remember_settings
+        . "$STATE/replica.env"
+        DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/booking" \
+        REDIS_URL="redis://127.0.0.1:$main_redis" \
+        REDLOCK_URLS="$redlock" \
+        INSTANCE_ID="replica-$i" \
+        LISTEN_ADDR="127.0.0.1:$port" \
+        TOKIO_WORKER_THREADS="$workers" \
+            exec setsid "$(cat "$STATE/bin.path")" serve >>"$STATE/logs/replica-$i.log" 2>&1 </dev/null
+    ) &
     echo $! >"$STATE/pids/replica-$i.pid"
 }
 
@@ -336,6 +357,7 @@ cmd_up() { # up [N]: starts what is down and leaves what runs alone
     require_binaries
     mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/nginx"
     booking_bin >"$STATE/bin.path"
+    remember_settings
     start_postgres
     start_redis
     # One replica migrates first, so the others do not queue on the migration lock.
@@ -427,6 +449,7 @@ cmd_start() { # cmd_start NAME
     require_binaries
     case "$name" in
         replica-[0-9]*)
+            remember_settings
             i=${name#replica-}
             [ "$i" -ge 1 ] && [ "$i" -le "$(replica_count)" ] || die "$name is not part of the cluster (it has $(replica_count) replicas; use scale)"
             start_replica "$i"
@@ -505,6 +528,7 @@ case "${1:-}" in
     scale)
         [ $# -eq 2 ] || die "usage: scripts/cluster.sh scale N"
         [ "$(replica_count)" -gt 0 ] || die "the cluster is not up: scripts/cluster.sh up"
+        remember_settings
         scale_to "$2"
         ;;
     logs) shift; cmd_logs "$@" ;;

@@ -27,6 +27,12 @@ impl Control {
         Ok(status.lines().filter_map(|line| line.split_whitespace().next()).filter(|name| name.starts_with("redis-")).map(str::to_owned).collect())
     }
 
+    /// The main Redis node (the strategy channel, heartbeats, the
+    /// single-node locks), by the name `status` prints.
+    pub fn main_redis(&self) -> anyhow::Result<String> {
+        self.redis_nodes()?.into_iter().next().context("cluster.sh status lists no Redis node")
+    }
+
     /// `cluster.sh ARGS`; its output, or an error with what it printed.
     pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
         let output = Command::new(&self.script)

@@ -163,8 +163,7 @@ pub async fn postgres_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
 /// `redis-crash`: the main Redis node killed, for the strategies whose lock
 /// lives in Redis. It keeps nothing on disk, so it comes back empty.
 pub async fn redis_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
-    let nodes = lab.control.redis_nodes()?;
-    let main = nodes.first().context("cluster.sh status lists no Redis node")?.clone();
+    let main = lab.control.main_redis()?;
     let outage = Outage { what: "redis-crash".into(), stall_wal_writer: None, break_it: vec![command(&["kill", &main])], heal: vec![command(&["start", &main])] };
     let mut rows = Vec::new();
     for strategy in [StrategyName::Distributed, StrategyName::Redlock, StrategyName::Fenced] {
