@@ -1,29 +1,37 @@
-# syntax=docker/dockerfile:1
 # Multi-stage build of the booking service.
 #
 # Stage 1 compiles the dependencies against an empty crate first, so that
 # layer is cached until Cargo.toml or Cargo.lock change; editing src/ only
-# rebuilds the service itself.
+# rebuilds the service itself. It builds with the classic builder and with
+# BuildKit alike. The base images are build arguments, so a machine without a
+# registry can build from local ones (tests/docker does): the defaults are
+# the official images.
+ARG RUST_IMAGE=rust:1.95-slim-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM rust:1.95-slim-bookworm AS build
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
 COPY migrations migrations
+# The seat map page, compiled into the binary (src/http/ui.rs).
+COPY ui ui
 COPY src src
 # New mtimes, so cargo rebuilds the crate itself over the empty one.
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 # Stage 2: a small runtime image, running as a non-root user.
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin booking
 COPY --from=build /src/target/release/booking-service /usr/local/bin/booking-service
 USER booking
-ENV LISTEN_ADDR=0.0.0.0:8080
+# The health check asks HEALTHCHECK_ADDR: set it with LISTEN_ADDR when the
+# replica listens elsewhere (with host networking, say).
+ENV LISTEN_ADDR=0.0.0.0:8080 HEALTHCHECK_ADDR=127.0.0.1:8080
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=5 \
-    CMD ["booking-service", "healthcheck", "--addr", "127.0.0.1:8080"]
+    CMD ["booking-service", "healthcheck"]
 ENTRYPOINT ["booking-service"]
 CMD ["serve"]

