@@ -76,6 +76,7 @@ require_binaries() {
     command -v redis-server >/dev/null || missing+=("redis-server")
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=("nginx-light")
     command -v curl >/dev/null || missing+=("curl")
+    if [ "${START_PROMETHEUS:-yes}" = yes ]; then command -v prometheus >/dev/null || missing+=("prometheus"); fi
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             say "installing ${missing[*]}"
@@ -101,8 +102,26 @@ booking_bin() {
 
 # --- components ------------------------------------------------------------
 
+# Where Postgres keeps its data, socket and log: in the state folder, unless
+# (as root) the postgres user cannot reach it, as in /root on Debian 12,
+# whose home folders are private (0700). Then in a folder of this state's own
+# under /var/lib/booking-lab, named in $STATE/postgres.home.
+pg_home() {
+    if [ -f "$STATE/postgres.home" ]; then cat "$STATE/postgres.home"; return; fi
+    local home=$STATE
+    if [ "$(id -u)" = 0 ] && ! as_pg test -x "$STATE"; then
+        home=/var/lib/booking-lab/$(printf '%s' "$STATE" | md5sum | cut -c1-12)
+        mkdir -p "$home"
+        chmod 755 /var/lib/booking-lab "$home"
+    fi
+    echo "$home" >"$STATE/postgres.home"
+    echo "$home"
+}
+
 start_postgres() {
-    local data=$STATE/postgres run=$STATE/run
+    local home data run log
+    home=$(pg_home)
+    data=$home/postgres run=$home/run log=$home/postgres.log
     if pid_alive "$STATE/pids/postgres.pid"; then return; fi
     if [ -f "$data/postmaster.pid" ]; then # left by a killed postmaster: wait until it is reaped
         local old
@@ -121,24 +140,25 @@ start_postgres() {
             || die "initdb failed: see $STATE/logs/initdb.log"
     fi
     say "postgres on 127.0.0.1:$PG_PORT"
-    touch "$STATE/logs/postgres.log"
-    if [ "$(id -u)" = 0 ]; then chown postgres "$STATE/logs/postgres.log"; fi
+    touch "$log"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$log"; fi
+    [ "$log" = "$STATE/logs/postgres.log" ] || ln -sfn "$log" "$STATE/logs/postgres.log"
     # Durable commits unless PG_SYNCHRONOUS_COMMIT says otherwise: a booking
     # is acknowledged only once its commit is on disk, so a crash loses none
     # (the fault lab's postgres-crash shows what `off` loses). Unset, nothing
     # is passed, so ALTER SYSTEM can change it at run time.
     local durability=""
     if [ -n "${PG_SYNCHRONOUS_COMMIT:-}" ]; then durability="-c synchronous_commit=$PG_SYNCHRONOUS_COMMIT"; fi
-    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/logs/postgres.log" -w -t 30 \
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 30 \
         -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1 -c max_connections=400 $durability" start >/dev/null \
-        || die "postgres did not start: see $STATE/logs/postgres.log"
+        || die "postgres did not start: see $log"
     head -n1 "$data/postmaster.pid" >"$STATE/pids/postgres.pid"
 }
 
 stop_postgres() {
     if pid_alive "$STATE/pids/postgres.pid"; then
         say "stopping postgres"
-        as_pg "$PG_BIN/pg_ctl" -D "$STATE/postgres" -m fast -w stop >/dev/null || true
+        as_pg "$PG_BIN/pg_ctl" -D "$(pg_home)/postgres" -m fast -w stop >/dev/null || true
     fi
     rm -f "$STATE/pids/postgres.pid"
 }
@@ -474,7 +494,13 @@ cmd_down() {
     echo 0 >"$STATE/replicas.count" 2>/dev/null || true
     stop_redis
     stop_postgres
-    say "cluster stopped (data kept in $STATE; rm -rf it for a fresh start)"
+    local home
+    home=$(cat "$STATE/postgres.home" 2>/dev/null || echo "$STATE")
+    if [ "$home" = "$STATE" ]; then
+        say "cluster stopped (data kept in $STATE; rm -rf it for a fresh start)"
+    else
+        say "cluster stopped (data kept in $STATE and, for Postgres, $home; rm -rf both for a fresh start)"
+    fi
 }
 
 process_state() { # process_state PIDFILE: up, paused or down
@@ -486,7 +512,7 @@ cmd_status() {
     printf '%-12s %-22s %s\n' COMPONENT ADDRESS STATE
     state=$(process_state "$STATE/pids/postgres.pid")
     if [ "$state" = up ]; then
-        state="up, synchronous_commit=$(as_pg "$PG_BIN/psql" -h "$STATE/run" -p "$PG_PORT" -U postgres -Atc 'SHOW synchronous_commit' 2>/dev/null || echo '?')"
+        state="up, synchronous_commit=$(as_pg "$PG_BIN/psql" -h "$(pg_home)/run" -p "$PG_PORT" -U postgres -Atc 'SHOW synchronous_commit' 2>/dev/null || echo '?')"
     fi
     printf '%-12s %-22s %s\n' postgres "127.0.0.1:$PG_PORT" "$state"
     for port in "${redis_ports[@]}"; do

@@ -18,8 +18,21 @@ stop_dockerd() {
         rm -f .tools/dockerd.pid
     fi
 }
-trap stop_dockerd EXIT
+# So is the tests' own Postgres, if prereqs.sh had to start one.
+stop_test_postgres() {
+    if [ -f .tools/test-postgres/postmaster.pid ]; then
+        echo "==> stopping the tests' own Postgres"
+        if [ "$(id -u)" = 0 ]; then
+            runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D .tools/test-postgres -m fast -w stop >/dev/null || true
+        else
+            /usr/lib/postgresql/15/bin/pg_ctl -D .tools/test-postgres -m fast -w stop >/dev/null || true
+        fi
+    fi
+}
+trap 'stop_dockerd; stop_test_postgres' EXIT
 
 scripts/prereqs.sh
-echo "==> cargo nextest run (unit, API, cluster and Docker tests)"
+TEST_DATABASE_URL=$(cat .tools/test-database-url)
+export TEST_DATABASE_URL
+echo "==> cargo nextest run (unit, API, cluster and Docker tests; Postgres for the API tests: $TEST_DATABASE_URL)"
 cargo nextest run --no-fail-fast

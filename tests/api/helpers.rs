@@ -23,7 +23,12 @@ use tokio_util::sync::CancellationToken;
 pub mod ports;
 use ports::Reserved;
 
-pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+/// The Postgres server the tests share, as user postgres without a
+/// password: `TEST_DATABASE_URL` (scripts/test.sh sets it, to a private
+/// server when the machine's own wants a password), else 127.0.0.1:5432.
+pub fn postgres() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
 pub const REDIS: &str = "redis://127.0.0.1:6379";
 
 static TRACING: Once = Once::new();
@@ -67,7 +72,7 @@ impl Default for Options {
         let unique = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("booking_test_{}_{}", now_secs(), &unique[..12]);
         Self {
-            database_url: format!("{POSTGRES}/{name}"),
+            database_url: format!("{}/{name}", postgres()),
             _database: Arc::new(TestDatabase { name }),
             redis_url: REDIS.to_owned(),
             redlock_urls: Vec::new(),
@@ -370,7 +375,7 @@ impl Drop for TestDatabase {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await {
+                if let Ok(pool) = sqlx::PgPool::connect(&format!("{}/postgres", postgres())).await {
                     let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                     let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
                     pool.close().await;
@@ -385,7 +390,7 @@ impl Drop for TestDatabase {
 /// older than an hour belong to finished runs and are dropped, so repeated
 /// runs do not fill the disk.
 async fn drop_stale_databases() {
-    let Ok(pool) = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await else { return };
+    let Ok(pool) = sqlx::PgPool::connect(&format!("{}/postgres", postgres())).await else { return };
     let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'booking_test_%'")
         .fetch_all(&pool)
         .await

@@ -30,8 +30,9 @@ async fn the_image_runs_as_its_user_books_becomes_healthy_and_drains_on_docker_s
     let container = Container(format!("booking-test-{unique}"));
     // Host networking: the container reaches this machine's Postgres and
     // Redis on 127.0.0.1, as a replica of the native cluster does.
+    let server = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
     let env = [
-        format!("DATABASE_URL=postgres://postgres@127.0.0.1:5432/{database}"),
+        format!("DATABASE_URL={server}/{database}"),
         "REDIS_URL=redis://127.0.0.1:6379".to_owned(),
         format!("REDIS_KEY_PREFIX=docker:{unique}:"),
         format!("LISTEN_ADDR=127.0.0.1:{}", port.port),
@@ -70,7 +71,7 @@ async fn the_image_runs_as_its_user_books_becomes_healthy_and_drains_on_docker_s
     };
     let (status, body) = book("A1").await.expect("book");
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("confirmed")), "{body}");
-    let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{database}")).await.unwrap();
+    let pool = sqlx::PgPool::connect(&format!("{server}/{database}")).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings WHERE customer_id = 'docker'").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 1);
 
@@ -93,7 +94,7 @@ async fn the_image_runs_as_its_user_books_becomes_healthy_and_drains_on_docker_s
     eprintln!("docker stop drained the booking in flight and exited 0 in {took:?}");
 
     pool.close().await;
-    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))).execute(&admin).await.unwrap();
     admin.close().await;
 }

@@ -1,7 +1,7 @@
 //! The paths users take with Docker, run the way they take them: the image
 //! built from the project's own Dockerfile with the files a clone has, run
-//! against real Postgres and Redis, and the Compose stack started, scaled
-//! and broken.
+//! against real Postgres and Redis; the Compose stack started, scaled and
+//! broken; and the README's quick start in a fresh Debian container.
 //!
 //! No container registry is reachable where this suite runs, so
 //! `scripts/docker-bases.sh` first builds what the official images would
@@ -17,4 +17,5 @@
 mod docker;
 
 mod compose;
+mod fresh_machine;
 mod image;
