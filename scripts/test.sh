@@ -3,7 +3,9 @@
 # the cluster tests through real nginx, and the Docker image and Compose
 # stack built and run (scripts/prereqs.sh installs and starts what they need).
 #
-#   scripts/test.sh
+#   scripts/test.sh                  everything
+#   DOCKER_TESTS=no scripts/test.sh  all but the Docker tests, where no Docker
+#                                    engine can run (inside a container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # k6, Schemathesis and Compose v2, as scripts/prereqs.sh installs them.
@@ -34,5 +36,10 @@ trap 'stop_dockerd; stop_test_postgres' EXIT
 scripts/prereqs.sh
 TEST_DATABASE_URL=$(cat .tools/test-database-url)
 export TEST_DATABASE_URL
+filter=()
+if [ "${DOCKER_TESTS:-yes}" = no ]; then
+    echo "==> DOCKER_TESTS=no: the Docker tests are left out"
+    filter=(-E 'not binary(docker)')
+fi
 echo "==> cargo nextest run (unit, API, cluster and Docker tests; Postgres for the API tests: $TEST_DATABASE_URL)"
-cargo nextest run --no-fail-fast
+cargo nextest run --no-fail-fast "${filter[@]}"
