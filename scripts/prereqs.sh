@@ -111,27 +111,34 @@ pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not come up on 127.0.0
 
 # The tests connect as postgres without a password. A fresh Debian's Postgres
 # asks TCP clients for one: then the tests get a private cluster of their own
-# (trust, 127.0.0.1:15433, data under .tools/test-postgres), rather than a
+# (trust, 127.0.0.1:15433, data in .tools/test-postgres), rather than a
 # change to the machine's authentication. scripts/test.sh passes the choice
 # on as TEST_DATABASE_URL (.tools/test-database-url) and stops a private one.
 mkdir -p "$ROOT/.tools"
 if psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
     echo "postgres://postgres@127.0.0.1:5432" >"$ROOT/.tools/test-database-url"
 else
-    data=$ROOT/.tools/test-postgres
     pg_bin=/usr/lib/postgresql/15/bin
     as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+    # Its files live in .tools, unless (as root) the postgres user cannot
+    # reach that folder (a clone under /root: Debian 12's homes are 0700).
+    home=$ROOT/.tools
+    if [ "$(id -u)" = 0 ] && ! as_pg test -x "$ROOT/.tools"; then
+        home=/var/lib/booking-lab/test-postgres-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)
+    fi
+    data=$home/test-postgres
+    echo "$data" >"$ROOT/.tools/test-postgres.path"
     if ! pg_isready -q -h 127.0.0.1 -p 15433; then
-        say "127.0.0.1:5432 wants a password: starting the tests' own Postgres on 127.0.0.1:15433"
+        say "127.0.0.1:5432 wants a password: starting the tests' own Postgres on 127.0.0.1:15433 ($data)"
         mkdir -p "$data" "$data-run"
-        if [ "$(id -u)" = 0 ]; then chown postgres "$data" "$data-run"; fi
+        if [ "$(id -u)" = 0 ]; then chmod 755 "$home"; chown postgres "$data" "$data-run"; fi
         if [ ! -s "$data/PG_VERSION" ]; then
-            as_pg "$pg_bin/initdb" -D "$data" -U postgres --auth=trust --no-sync >"$ROOT/.tools/test-postgres.log" 2>&1 \
-                || die "initdb failed: see $ROOT/.tools/test-postgres.log"
+            as_pg "$pg_bin/initdb" -D "$data" -U postgres --auth=trust --no-sync >"$ROOT/.tools/test-postgres-initdb.log" 2>&1 \
+                || die "initdb failed: see $ROOT/.tools/test-postgres-initdb.log"
         fi
-        as_pg "$pg_bin/pg_ctl" -D "$data" -l "$ROOT/.tools/test-postgres.log" -w -t 30 \
+        as_pg "$pg_bin/pg_ctl" -D "$data" -l "$data-run/postgres.log" -w -t 30 \
             -o "-p 15433 -k $data-run -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
-            || die "the tests' Postgres did not start: see $ROOT/.tools/test-postgres.log"
+            || die "the tests' Postgres did not start: see $data-run/postgres.log"
     fi
     echo "postgres://postgres@127.0.0.1:15433" >"$ROOT/.tools/test-database-url"
 fi

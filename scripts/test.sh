@@ -22,12 +22,14 @@ stop_dockerd() {
 }
 # So is the tests' own Postgres, if prereqs.sh had to start one.
 stop_test_postgres() {
-    if [ -f .tools/test-postgres/postmaster.pid ]; then
+    local data
+    data=$(cat .tools/test-postgres.path 2>/dev/null) || return 0
+    if [ -f "$data/postmaster.pid" ]; then
         echo "==> stopping the tests' own Postgres"
         if [ "$(id -u)" = 0 ]; then
-            runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D .tools/test-postgres -m fast -w stop >/dev/null || true
+            runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$data" -m fast -w stop >/dev/null || true
         else
-            /usr/lib/postgresql/15/bin/pg_ctl -D .tools/test-postgres -m fast -w stop >/dev/null || true
+            /usr/lib/postgresql/15/bin/pg_ctl -D "$data" -m fast -w stop >/dev/null || true
         fi
     fi
 }
