@@ -52,7 +52,7 @@ pub(super) async fn stall_wal_writer(database_url: &str, stall: Duration) -> any
     let stopped = std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().context("cannot run kill")?;
     anyhow::ensure!(stopped.success(), "kill -STOP {pid} failed: the fault lab must run on the cluster's machine, as the same user");
     tokio::time::sleep(stall).await;
-    Ok(format!("WAL writer (pid {pid}) held still {} ms, then ", stall.as_millis()))
+    Ok(format!("WAL writer (pid {pid}) held still {} ms", stall.as_millis()))
 }
 
 /// The pids a `cluster.sh kill` printed ("... (SIGKILL, pids 12 34); ..."),
@@ -72,11 +72,6 @@ fn killed_pids(printed: &str) -> (Vec<u32>, bool) {
 fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|stat| stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"))
-}
-
-/// What the WAL writer stall printed (its line ends with "then ").
-fn first_line(printed: &str) -> &str {
-    printed.split_inclusive("then ").next().filter(|line| line.ends_with("then ")).unwrap_or("")
 }
 
 fn killed_text(what: &str, measured: &Measured) -> (String, bool) {
@@ -130,7 +125,7 @@ pub async fn postgres_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         let measured = measured?;
         restored?;
         let (injected, gone) = killed_text("every Postgres process", &measured);
-        let confirmed = measured.history.lines().iter().filter(|e| e.outcome.as_deref() == Some("confirmed")).count();
+        let confirmed = measured.history.confirmed();
         let (verdict, as_taught) = match (commits, measured.lost) {
             (SynchronousCommit::On, 0) => ("nothing acknowledged was lost: every commit was on disk before its client heard of it".to_owned(), true),
             (SynchronousCommit::On, lost) => (format!("BROKEN: {lost} acknowledged booking(s) lost (is synchronous_commit off?)"), false),
@@ -145,7 +140,10 @@ pub async fn postgres_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         };
         rows.push(Row {
             strategy: format!("{} (synchronous_commit={setting})", StrategyName::Pessimistic),
-            injected: format!("{}{injected}, under 16 keyed clients; started again after 2 s", first_line(&measured.printed)),
+            injected: format!(
+                "{}{injected}, under 16 keyed clients; started again after 2 s",
+                measured.stalled.as_deref().map(|stalled| format!("{stalled}, then ")).unwrap_or_default()
+            ),
             clients_told: format!("{}; {} under way while it was down failed", measured.statuses(), measured.failed_during),
             database_holds: measured.audit.clone(),
             verdict: format!("{verdict}; {}; {} answers were 500", measured.recovery(), measured.server_errors()),

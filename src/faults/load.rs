@@ -21,6 +21,12 @@ impl History {
         self.entries.lock().expect("history poisoned").iter().map(|(_, entry, _)| entry.clone()).collect()
     }
 
+    /// Bookings the clients were told are `confirmed`.
+    pub fn confirmed(&self) -> usize {
+        let entries = self.entries.lock().expect("history poisoned");
+        entries.iter().filter(|(_, entry, _)| entry.outcome.as_deref() == Some("confirmed")).count()
+    }
+
     /// Answers by HTTP status (0: no answer at all).
     pub fn by_status(&self) -> BTreeMap<u16, usize> {
         let mut counts = BTreeMap::new();

@@ -33,6 +33,8 @@ pub(super) struct Measured {
     pub(super) history: History,
     /// What the commands that broke the cluster printed (a kill names its pids).
     pub(super) printed: String,
+    /// What was done before them (the WAL writer held still), if anything.
+    pub(super) stalled: Option<String>,
     /// Bookings confirmed while the backend was down.
     pub(super) booked_during: usize,
     /// Requests under way while it was down that got a 5xx or no answer:
@@ -76,7 +78,7 @@ async fn audit_with(lab: &Lab, event: i64, history: &History) -> anyhow::Result<
         broken.entry(format!("{:?}", finding.kind)).or_default().push(&finding.seat_number);
     }
     let lost = findings.iter().filter(|f| f.kind == audit::Kind::LostAcknowledgement).count();
-    let confirmed = history.lines().iter().filter(|e| e.outcome.as_deref() == Some("confirmed")).count();
+    let confirmed = history.confirmed();
     let text = if broken.is_empty() {
         format!("{confirmed} confirmed, all there; audit clean")
     } else {
@@ -115,10 +117,11 @@ pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let stalled = match outage.stall_wal_writer {
-        Some(stall) => super::crashes::stall_wal_writer(&lab.database_url, stall).await,
-        None => Ok(String::new()),
+        Some(stall) => super::crashes::stall_wal_writer(&lab.database_url, stall).await.map(Some),
+        None => Ok(None),
     };
-    let injected = stalled.and_then(|stalled| Ok(stalled + &run_all(lab, &outage.break_it)?));
+    // An error waits until the load has stopped.
+    let injected = stalled.and_then(|stalled| Ok((stalled, run_all(lab, &outage.break_it)?)));
     // From here on the backend is down: a request sent now cannot have
     // taken its lock before the outage.
     let broken = Instant::now();
@@ -133,7 +136,7 @@ pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     load.await?;
-    let printed: String = injected?;
+    let (stalled, printed) = injected?;
     healed?;
 
     let booked_during = history.confirmed_between(broken, healed_at);
@@ -141,7 +144,7 @@ pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize
     let recovered = history.first_booking_after(healed_at).map(|at| at - healed_at);
     let (audit, clean, lost) = audit_with(lab, event, &history).await?;
     lab.clean_up(event).await?;
-    Ok(Measured { history, printed, booked_during, failed_during, recovered, unready, audit, clean, lost })
+    Ok(Measured { history, printed, stalled, booked_during, failed_during, recovered, unready, audit, clean, lost })
 }
 
 /// Idempotency keys the given replicas took over from dead requests, in all.
