@@ -1,8 +1,9 @@
 # Multi-stage build of the booking service.
 #
-# Stage 1 compiles the dependencies against an empty crate first, so that
-# layer is cached until Cargo.toml or Cargo.lock change; editing src/ only
-# rebuilds the service itself. It builds with the classic builder and with
+# Stage 1 compiles the dependencies against empty crates first (the
+# workspace's three: the command, server/ and lab/), so that layer is cached
+# until a Cargo.toml or Cargo.lock changes; editing the code only rebuilds
+# the workspace's own crates. It builds with the classic builder and with
 # BuildKit alike. The base images are build arguments, so a machine without a
 # registry can build from local ones (tests/docker does): the defaults are
 # the official images.
@@ -12,15 +13,20 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+COPY server/Cargo.toml server/Cargo.toml
+COPY lab/Cargo.toml lab/Cargo.toml
+RUN mkdir -p src server/src lab/src && echo 'fn main() {}' > src/main.rs \
+    && touch server/src/lib.rs lab/src/lib.rs \
     && cargo build --release --locked \
-    && rm -rf src
+    && rm -rf src server/src lab/src
 COPY migrations migrations
-# The seat map page, compiled into the binary (src/http/ui.rs).
+# The seat map page, compiled into the binary (server/src/http/ui.rs).
 COPY ui ui
 COPY src src
-# New mtimes, so cargo rebuilds the crate itself over the empty one.
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+COPY server/src server/src
+COPY lab/src lab/src
+# New mtimes, so cargo rebuilds the crates themselves over the empty ones.
+RUN touch src/main.rs server/src/lib.rs lab/src/lib.rs && cargo build --release --locked
 
 # Stage 2: a small runtime image, running as a non-root user.
 FROM ${RUNTIME_IMAGE}

@@ -26,7 +26,7 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
     let doc = document(&app.address).await;
 
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc, serde_json::to_value(booking_service::http::openapi_document()).unwrap(), "served = built from the code");
+    assert_eq!(doc, serde_json::to_value(booking_server::http::openapi_document()).unwrap(), "served = built from the code");
     let operations: Vec<String> = doc["paths"]
         .as_object()
         .unwrap()
@@ -134,7 +134,7 @@ async fn with_a_token_admin_wants_it_and_booking_does_not() {
     assert_eq!(status, StatusCode::OK);
 
     // The lab's own client sends the token it is given.
-    let lab = booking_service::lab::client::LabClient::new(&app.address).unwrap();
+    let lab = booking_lab::client::LabClient::new(&app.address).unwrap();
     let refused = lab.set_strategy("optimistic").await.expect_err("no token");
     assert!(format!("{refused:#}").contains("401"), "{refused:#}");
     lab.with_admin_token(Some(TOKEN)).unwrap().set_strategy("optimistic").await.expect("switch with the token");

@@ -8,11 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use booking_service::app::Application;
-use booking_service::domain::StrategyName;
-use booking_service::lab::client::LabClient;
-use booking_service::lab::exercises::{self, Exercise};
-use booking_service::config::{Cli, ServeConfig};
+use booking_server::app::Application;
+use booking_server::domain::StrategyName;
+use booking_lab::client::LabClient;
+use booking_lab::exercises::{self, Exercise};
+use booking_server::config::ServeConfig;
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -121,8 +121,15 @@ impl Options {
         if !self.redlock_urls.is_empty() {
             args.push(format!("--redlock-urls={}", self.redlock_urls.join(",")));
         }
-        *Cli::parse_from(args).serve
+        ServeArgs::parse_from(args).serve
     }
+}
+
+/// `serve`'s command line, as `booking-service serve` parses it.
+#[derive(Parser)]
+struct ServeArgs {
+    #[command(flatten)]
+    serve: ServeConfig,
 }
 
 /// One running replica.

@@ -102,7 +102,7 @@ async fn keys_expire_and_expired_keys_are_deleted() {
 
     let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while booking_service::storage::idempotency::expire(&pool, 100).await.unwrap() == 0 {
+    while booking_server::storage::idempotency::expire(&pool, 100).await.unwrap() == 0 {
         assert!(Instant::now() < deadline, "the key never expired");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use booking_service::audit::{self, HistoryEntry, Kind};
+use booking_lab::audit::{self, HistoryEntry, Kind};
 use reqwest::StatusCode;
 
 use crate::helpers::{Options, PostgresServer, TestApp, count, spawn_app_with};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use booking_service::storage::pipelined::{self, Conn};
+use booking_server::storage::pipelined::{self, Conn};
 
 use crate::helpers::spawn_app;
 

@@ -152,7 +152,7 @@ async fn the_agreement_check_catches_a_seat_booked_without_a_booking_row() {
     let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
     sqlx::query("DELETE FROM bookings WHERE status = 'confirmed'").execute(&pool).await.unwrap();
 
-    let through_the_api = booking_service::lab::client::LabClient::new(&app.address).unwrap().holders(1, "A1").await.unwrap();
+    let through_the_api = booking_lab::client::LabClient::new(&app.address).unwrap().holders(1, "A1").await.unwrap();
     assert_eq!(through_the_api, 1, "the API still shows the seat as booked once");
     let mismatch = race.check_in_postgres(&pool, 1, "A1").await.expect_err("a seat booked without a row must not pass");
     assert!(mismatch.contains("booking rows in Postgres: []"), "{mismatch}");

@@ -1,7 +1,7 @@
 //! The fault lab on a native cluster with short holds and TTLs: every
 //! scenario, every strategy, and the verdicts the lesson promises.
 
-use booking_service::faults::{self, Scenario};
+use booking_lab::faults::{self, Scenario};
 
 use crate::harness::NativeCluster;
 

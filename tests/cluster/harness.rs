@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use booking_service::faults;
-use booking_service::lab::client::LabClient;
+use booking_lab::faults;
+use booking_lab::client::LabClient;
 
 #[path = "../common/ports.rs"]
 pub mod ports;
@@ -111,7 +111,7 @@ impl NativeCluster {
     /// Panics unless Postgres holds what `race`'s clients were told about
     /// `seat` of `event_id`, and the audit of the event finds nothing broken:
     /// read with SQL, never through the service's API.
-    pub async fn agrees_in_postgres(&self, race: &booking_service::lab::exercises::Exercise, event_id: i64, seat: &str) {
+    pub async fn agrees_in_postgres(&self, race: &booking_lab::exercises::Exercise, event_id: i64, seat: &str) {
         let pool = sqlx::PgPool::connect(&self.database_url()).await.expect("the database");
         if let Err(mismatch) = race.check_in_postgres(&pool, event_id, seat).await {
             panic!("the database disagrees with the answers: {mismatch}\n{race:?}");

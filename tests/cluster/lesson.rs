@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use booking_service::lab::exercises::run_one;
-use booking_service::domain::StrategyName;
+use booking_lab::exercises::run_one;
+use booking_server::domain::StrategyName;
 
 use crate::harness::NativeCluster;
 

@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use booking_service::lab::compare::{self, Settings};
-use booking_service::strategy::StrategyName;
+use booking_lab::compare::{self, Settings};
+use booking_server::strategy::StrategyName;
 
 use crate::harness::NativeCluster;
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use booking_service::lab::exercises;
-use booking_service::strategy::StrategyName;
+use booking_lab::exercises;
+use booking_server::strategy::StrategyName;
 use serde_json::Value;
 
 use crate::harness::NativeCluster;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use booking_service::lab::client::LabClient;
+use booking_lab::client::LabClient;
 
 use crate::harness::NativeCluster;
 

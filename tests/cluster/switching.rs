@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use booking_service::domain::StrategyName;
-use booking_service::lab::flip;
+use booking_server::domain::StrategyName;
+use booking_lab::flip;
 use reqwest::StatusCode;
 
 use crate::harness::NativeCluster;
@@ -60,7 +60,7 @@ async fn a_replica_paused_through_a_switch_completes_no_booking_under_the_old_st
 
     // What Postgres holds, read with SQL: one booking row, the winner's.
     let pool = sqlx::PgPool::connect(&cluster.database_url()).await.unwrap();
-    let a1 = booking_service::audit::seat(&pool, 1, "A1").await.unwrap();
+    let a1 = booking_lab::audit::seat(&pool, 1, "A1").await.unwrap();
     pool.close().await;
     assert_eq!((a1.holders.as_slice(), a1.booked_by.as_deref(), a1.holders_counted), (&["winner".to_owned()][..], Some("winner"), 1), "{a1:?}");
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use booking_service::domain::StrategyName;
-use booking_service::lab::client::LabClient;
-use booking_service::lab::exercises;
+use booking_server::domain::StrategyName;
+use booking_lab::client::LabClient;
+use booking_lab::exercises;
 use serde_json::{Value, json};
 
 use crate::docker::{self, compose, docker, inspect, run};

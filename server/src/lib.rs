@@ -1,4 +1,5 @@
-//! A ticket-booking service that teaches concurrency control by showing it.
+//! One replica of a ticket-booking service that teaches concurrency control
+//! by showing it.
 //!
 //! Several replicas of this service run behind a load balancer and share one
 //! Postgres and one Redis. The locking strategy can be switched at runtime,
@@ -25,26 +26,22 @@
 //! - [`metrics`], [`gauges`], [`telemetry`]: Prometheus metrics (and the timer that
 //!   refreshes costly gauges), logs and OpenTelemetry traces.
 //! - [`healthcheck`]: the `healthcheck` subcommand for container images.
-//! - [`audit`]: an independent check of what the database holds against the
-//!   invariants (and against what clients were told).
-//! - [`faults`]: the fault lab, failures injected into the running native
-//!   cluster, one scenario at a time, every strategy, with a verdict.
-//! - [`lab`]: client-side tools that drive a running cluster (`exercises`).
+//!
+//! The lab's client tools (compare, flip, exercises, the fault lab, the
+//! audit) are the other wing of the workspace, `booking_lab`: a replica never
+//! links them.
 
 pub mod activity;
 pub mod app;
-pub mod audit;
 pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod faults;
 pub mod gauges;
 pub mod healthcheck;
 pub mod http;
 pub mod idempotency;
 pub mod keys;
-pub mod lab;
 pub mod live;
 pub mod metrics;
 pub mod state;

@@ -8,20 +8,13 @@
 //! database is asked what it holds, and that is compared with what the
 //! clients were told.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::Serialize;
-use serde_json::json;
 
-use super::client::{AnswerCounts, LabClient};
-use crate::domain::StrategyName;
-
-/// Seats per row, and rows, of the event a run creates: 20 000 seats.
-const SEATS_PER_ROW: usize = 100;
-const ROWS: usize = 200;
+use crate::client::{AnswerCounts, LabClient};
+use crate::load::{self, Plan, Sent, create_event};
+use booking_server::domain::StrategyName;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -70,25 +63,16 @@ impl Report {
 pub async fn run(client: &LabClient, settings: &Settings) -> anyhow::Result<Report> {
     anyhow::ensure!(!settings.strategies.is_empty(), "name at least one strategy to flip among");
     client.set_strategy(settings.strategies[0].as_str()).await?;
-    let event = client.post_json("/admin/events", json!({"name": "flip", "rows": ROWS, "seats_per_row": SEATS_PER_ROW})).await?;
-    let event_id = event["event"]["id"].as_i64().context("the created event has no id")?;
-
-    let next = Arc::new(AtomicUsize::new(0));
+    let event_id = create_event(client, "flip").await?;
+    let plan = Plan {
+        event_id,
+        concurrency: settings.concurrency,
+        contenders: settings.contenders,
+        customers: "flip".into(),
+        limit: settings.duration,
+    };
     let deadline = Instant::now() + settings.duration;
-    let workers: Vec<_> = (0..settings.concurrency)
-        .map(|worker| {
-            let (client, next, contenders) = (client.clone(), next.clone(), settings.contenders.max(1));
-            tokio::spawn(async move {
-                let mut answers = AnswerCounts::default();
-                while Instant::now() < deadline {
-                    let attempt = next.fetch_add(1, Ordering::Relaxed);
-                    let seat = super::seat_name(attempt / contenders, SEATS_PER_ROW, ROWS);
-                    answers.record(client.book(event_id, &seat, &format!("flip-{worker}-{attempt}")).await);
-                }
-                answers
-            })
-        })
-        .collect();
+    let load = load::start(client, &plan, |answers: &mut AnswerCounts, sent: Sent| answers.record(sent.answer));
 
     let mut switches = Vec::new();
     let mut failed_switches = 0;
@@ -106,8 +90,8 @@ pub async fn run(client: &LabClient, settings: &Settings) -> anyhow::Result<Repo
         }
     }
     let mut answers = AnswerCounts::default();
-    for worker in workers {
-        answers.merge(worker.await?);
+    for worker in load.join().await? {
+        answers.merge(worker);
     }
 
     let doubles = client.get(&format!("/admin/double-bookings?event_id={event_id}")).await?;

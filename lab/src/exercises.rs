@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Barrier;
 
-use super::client::{AnswerCounts, LabClient};
-use crate::domain::StrategyName;
+use crate::client::{AnswerCounts, LabClient};
+use booking_server::domain::StrategyName;
 
 /// What one burst did under one strategy.
 #[derive(Debug, Clone, Serialize)]

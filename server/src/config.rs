@@ -1,54 +1,17 @@
-//! Command-line and environment configuration.
+//! A replica's configuration: `serve`, `migrate` and `healthcheck`.
 //!
 //! Every setting is a clap `#[arg(long, env)]`, grouped by what it configures,
 //! so `booking-service serve --help` documents the whole service. The defaults
-//! work on a laptop with Postgres and Redis on localhost.
+//! work on a laptop with Postgres and Redis on localhost. The lab's client
+//! tools have settings of their own (`booking_lab::config`); a replica knows
+//! nothing of them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::domain::StrategyName;
-
-/// A horizontally scaled ticket-booking service that teaches concurrency control.
-#[derive(Debug, Parser)]
-#[command(name = "booking-service", version, about, args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// `serve`'s settings, so that running with no subcommand serves.
-    #[command(flatten)]
-    pub serve: Box<ServeConfig>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve the booking API (the default when no subcommand is given).
-    Serve(Box<ServeConfig>),
-    /// Apply the database migrations and exit.
-    Migrate(DatabaseConfig),
-    /// GET /health on a running replica; exit 0 when it answers 200, 1 otherwise.
-    Healthcheck(HealthcheckConfig),
-    /// The README's exercise for every strategy against a running cluster:
-    /// concurrent bookings of one seat, counted per strategy and replica.
-    Exercises(ExercisesConfig),
-    /// Every strategy under the same contended load through the load
-    /// balancer: a measured table of bookings, double bookings, latency,
-    /// throughput, retries and contentions.
-    Compare(CompareConfig),
-    /// Switching is a race too: contended bookings through the load balancer
-    /// while the strategy flips among the safe ones; then what the database
-    /// holds against what the clients were told.
-    Flip(FlipConfig),
-    /// An independent audit of what Postgres holds (and, given a client
-    /// history, of what clients were told): exits 1 when an invariant of a
-    /// safe strategy is broken.
-    Audit(AuditConfig),
-    /// The fault lab: break the running native cluster on purpose (through
-    /// scripts/cluster.sh) and see what every strategy does about it.
-    Faults(FaultsConfig),
-}
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, Args)]
@@ -215,149 +178,6 @@ pub struct HealthcheckConfig {
     /// Give up after this many milliseconds.
     #[arg(long, env = "HEALTHCHECK_TIMEOUT_MS", default_value_t = 2000)]
     pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ExercisesConfig {
-    /// The load balancer (or a single replica) to send requests to.
-    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
-    pub base_url: String,
-    /// Strategies to exercise, comma separated (default: all seven).
-    #[arg(long, value_delimiter = ',')]
-    pub strategies: Vec<StrategyName>,
-    /// Concurrent bookings per strategy.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub concurrency: u16,
-    /// The seat everyone races for.
-    #[arg(long, default_value = "A1")]
-    pub seat: String,
-    /// The event the seat belongs to.
-    #[arg(long, default_value_t = 1)]
-    pub event_id: i64,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub admin: AdminAuth,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CompareConfig {
-    /// The load balancer (or a single replica) to send requests to.
-    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
-    pub base_url: String,
-    /// Strategies to compare, comma separated (default: all seven).
-    #[arg(long, value_delimiter = ',')]
-    pub strategies: Vec<StrategyName>,
-    /// How long to load each strategy, in seconds.
-    #[arg(long, default_value_t = 5.0)]
-    pub duration_secs: f64,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=2000))]
-    pub concurrency: u16,
-    /// Consecutive requests that race for the same seat.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub contenders: u16,
-    /// Where to write comparison.json and comparison.csv.
-    #[arg(long, default_value = "compare-results")]
-    pub output_dir: std::path::PathBuf,
-    #[command(flatten)]
-    pub admin: AdminAuth,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct FlipConfig {
-    /// The load balancer (or a single replica) to send requests to.
-    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
-    pub base_url: String,
-    /// Strategies to flip among, comma separated (default: the five safe ones).
-    #[arg(long, value_delimiter = ',')]
-    pub strategies: Vec<StrategyName>,
-    /// How long to book, in seconds.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub duration_secs: u64,
-    /// Milliseconds between two switches.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    pub interval_ms: u64,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=2000))]
-    pub concurrency: u16,
-    /// Consecutive requests that race for the same seat.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub contenders: u16,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub admin: AdminAuth,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct AuditConfig {
-    /// The database to audit (the native cluster's by default).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:15432/booking", hide_env_values = true)]
-    pub database_url: String,
-    /// Only this event.
-    #[arg(long)]
-    pub event: Option<i64>,
-    /// A JSON-lines history of requests and answers to check against the database.
-    #[arg(long)]
-    pub history: Option<std::path::PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct FaultsConfig {
-    /// Scenarios to run (default: all).
-    #[arg(value_enum)]
-    pub scenarios: Vec<crate::faults::Scenario>,
-    /// The load balancer.
-    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8000")]
-    pub base_url: String,
-    /// Each replica's own address, replica-1 first, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003")]
-    pub replica_urls: Vec<String>,
-    /// The cluster's database, for the audit.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:15432/booking", hide_env_values = true)]
-    pub database_url: String,
-    /// Append every answer the clients got to this file, as JSON lines for
-    /// `booking-service audit --history`; the scenarios' events are then kept
-    /// for that audit (delete them with DELETE /admin/events/{id}).
-    #[arg(long)]
-    pub history: Option<std::path::PathBuf>,
-    /// `postgres-crash`: `off` also runs it with commits acknowledged before
-    /// they are on disk (set with ALTER SYSTEM, then set back), to show what
-    /// that loses; the cluster itself stays durable.
-    #[arg(long, value_enum, default_value_t = crate::faults::crashes::SynchronousCommit::On)]
-    pub synchronous_commit: crate::faults::crashes::SynchronousCommit,
-    /// The seed of `soak`'s faults, to replay a run (it prints the one it drew).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// How long `soak` runs, in seconds (at least one fault of every kind per
-    /// strategy, however short).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
-    pub soak_secs: u64,
-    /// Print JSON instead of Markdown.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub admin: AdminAuth,
-}
-
-/// The token a lab command sends to `/admin/*`, when the replicas have one.
-#[derive(Debug, Clone, Args)]
-pub struct AdminAuth {
-    /// The replicas' ADMIN_TOKEN, sent as `Authorization: Bearer <token>`.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<Secret>,
-}
-
-impl AdminAuth {
-    pub fn token(&self) -> Option<&str> {
-        self.admin_token.as_ref().map(Secret::expose)
-    }
 }
 
 /// A setting that must never reach a log: its `Debug` prints `<redacted>`.

@@ -18,7 +18,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::domain::StrategyName;
+use booking_server::domain::StrategyName;
 
 /// One broken (or, under `none`/`mutex`, expected) invariant.
 #[derive(Debug, Clone, Serialize)]

@@ -238,5 +238,5 @@ fn booking_pool(config: &DatabaseConfig) -> anyhow::Result<storage::pipelined::P
 /// Applies the migrations in `migrations/`; concurrent callers serialise on
 /// sqlx's advisory lock.
 pub async fn migrate(db: &PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("./migrations").run(db).await.context("database migration failed")
+    sqlx::migrate!("../migrations").run(db).await.context("database migration failed")
 }

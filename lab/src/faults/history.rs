@@ -1,13 +1,15 @@
-//! Load for the outage scenarios: clients booking distinct seats through the
-//! load balancer, every answer recorded as client history for the audit.
+//! What the fault lab's clients were told: every answer of the load
+//! ([`crate::load`]) with when it was sent and answered, for the audit and
+//! for the scenarios' timing questions (did anything book while Postgres was
+//! down? when did bookings resume?).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::audit::HistoryEntry;
-use crate::lab::client::LabClient;
+use crate::client::LabClient;
+use crate::load::{self, Plan, Running, Sent};
 
 /// Every answer the clients got, each with when its request was sent and
 /// when the answer came.
@@ -17,6 +19,26 @@ pub struct History {
 }
 
 impl History {
+    /// Starts the load of `plan` with every answer recorded here.
+    pub fn start_load(&self, client: &LabClient, plan: Plan) -> Running<()> {
+        let history = self.clone();
+        load::start(client, &plan, move |_: &mut (), sent| history.record(sent))
+    }
+
+    /// Records one request of the load.
+    fn record(&self, sent: Sent) {
+        let (status, outcome, strategy) = match &sent.answer {
+            Ok(answer) => (
+                answer.status.as_u16(),
+                answer.body["status"].as_str().map(str::to_owned),
+                answer.body["strategy"].as_str().map(str::to_owned),
+            ),
+            Err(_) => (0, None, None),
+        };
+        let entry = HistoryEntry { event_id: sent.event_id, seat_number: sent.seat, customer_id: sent.customer, status, outcome, strategy };
+        self.entries.lock().expect("history poisoned").push((sent.sent, entry, sent.answered));
+    }
+
     pub fn lines(&self) -> Vec<HistoryEntry> {
         self.entries.lock().expect("history poisoned").iter().map(|(_, entry, _)| entry.clone()).collect()
     }
@@ -64,45 +86,5 @@ impl History {
     pub fn first_booking_after(&self, since: Instant) -> Option<Instant> {
         let entries = self.entries.lock().expect("history poisoned");
         entries.iter().filter(|(sent, entry, _)| *sent >= since && entry.status == 200).map(|(sent, _, _)| *sent).min()
-    }
-}
-
-/// Books seats of `event_id` with `clients` workers until `stop` is set (or
-/// `limit` has passed), `contenders` consecutive requests per seat.
-pub async fn run(lb: &LabClient, event_id: i64, clients: usize, contenders: usize, limit: Duration, stop: Arc<std::sync::atomic::AtomicBool>, history: History) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + limit;
-    let workers: Vec<_> = (0..clients)
-        .map(|worker| {
-            let (lb, next, stop, history) = (lb.clone(), next.clone(), stop.clone(), history.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    let attempt = next.fetch_add(1, Ordering::Relaxed);
-                    let seat = crate::lab::seat_name(attempt / contenders.max(1), 100, 200);
-                    let customer = format!("fault-{worker}-{attempt}");
-                    let sent = Instant::now();
-                    let answer = lb.book(event_id, &seat, &customer).await;
-                    let entry = match &answer {
-                        Ok(answer) => HistoryEntry {
-                            event_id,
-                            seat_number: seat,
-                            customer_id: customer,
-                            status: answer.status.as_u16(),
-                            outcome: answer.body["status"].as_str().map(str::to_owned),
-                            strategy: answer.body["strategy"].as_str().map(str::to_owned),
-                        },
-                        Err(_) => HistoryEntry { event_id, seat_number: seat, customer_id: customer, status: 0, outcome: None, strategy: None },
-                    };
-                    history.entries.lock().expect("history poisoned").push((sent, entry, Instant::now()));
-                    if answer.is_err() || answer.as_ref().is_ok_and(|a| a.status.is_server_error()) {
-                        // An outage: do not spin.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        let _ = worker.await;
     }
 }

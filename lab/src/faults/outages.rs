@@ -3,15 +3,15 @@
 //! through nginx. Answers are counted by status, and the audit checks every
 //! acknowledgement against the database.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 
-use super::load::{self, History};
-use super::{Lab, Row, fresh_event, settled};
+use super::history::History;
+use super::{Lab, Row, settled};
+use crate::client::LabClient;
+use crate::load::{Plan, create_event};
 use crate::audit;
-use crate::domain::StrategyName;
+use booking_server::domain::StrategyName;
 
 /// How long a backend stays down.
 const OUTAGE: Duration = Duration::from_secs(2);
@@ -107,13 +107,9 @@ fn run_all(lab: &Lab, commands: &[Vec<String>]) -> anyhow::Result<String> {
 /// cluster for [`OUTAGE`], heals it, and waits for bookings to resume.
 pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &Outage) -> anyhow::Result<Measured> {
     settled(|| lab.lb.set_strategy(strategy.as_str())).await?;
-    let event = fresh_event(&lab.lb, &format!("fault lab: {}", outage.what)).await?;
+    let event = create_event(&lab.lb, &format!("fault lab: {}", outage.what)).await?;
     let history = History::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn({
-        let (lb, stop, history) = (lab.lb.clone(), stop.clone(), history.clone());
-        async move { load::run(&lb, event, clients, 1, RECOVERY_LIMIT * 2, stop, history).await }
-    });
+    let load = history.start_load(&lab.lb, Plan { event_id: event, concurrency: clients, contenders: 1, customers: "fault".into(), limit: RECOVERY_LIMIT * 2 });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let stalled = match outage.stall_wal_writer {
@@ -134,8 +130,8 @@ pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    load.await?;
+    load.stop();
+    load.join().await?;
     let (stalled, printed) = injected?;
     healed?;
 
@@ -148,7 +144,7 @@ pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize
 }
 
 /// Idempotency keys the given replicas took over from dead requests, in all.
-async fn takeovers(replicas: &[&crate::lab::client::LabClient]) -> anyhow::Result<u64> {
+async fn takeovers(replicas: &[&LabClient]) -> anyhow::Result<u64> {
     let mut total = 0.0;
     for replica in replicas {
         total += replica.counter("idempotency_takeovers_total").await?;
@@ -266,21 +262,17 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     for (load_kind, contenders, keys) in runs {
         let strategy = StrategyName::Pessimistic;
         lab.lb.set_strategy(strategy.as_str()).await?;
-        let event = fresh_event(&lab.lb, "fault lab: replica-crash").await?;
+        let event = create_event(&lab.lb, "fault lab: replica-crash").await?;
         let history = History::default();
-        let stop = Arc::new(AtomicBool::new(false));
         let client = if keys { lab.lb.clone() } else { lab.lb.clone().without_keys() };
-        let survivors: Vec<&crate::lab::client::LabClient> = lab.replicas.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, r)| r).collect();
+        let survivors: Vec<&LabClient> = lab.replicas.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, r)| r).collect();
         let takeovers_before = takeovers(&survivors).await?;
-        let load = tokio::spawn({
-            let (stop, history) = (stop.clone(), history.clone());
-            async move { load::run(&client, event, 16, contenders, RECOVERY_LIMIT, stop, history).await }
-        });
+        let load = history.start_load(&client, Plan { event_id: event, concurrency: 16, contenders, customers: "fault".into(), limit: RECOVERY_LIMIT });
         tokio::time::sleep(Duration::from_millis(700)).await;
         let killed = lab.control.run(&["kill", "replica-2"]);
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop.store(true, Ordering::Relaxed);
-        load.await?;
+        load.stop();
+        load.join().await?;
         killed?;
         lab.control.run(&["up"])?;
         // nginx counted replica-2 as failed: it tries it again after

@@ -7,18 +7,17 @@
 //! of all four, then more rounds while its time lasts), so a run can never
 //! miss the one that matters.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::load::{self, History};
-use super::{Lab, Row, fresh_event, settled};
+use super::history::History;
+use super::{Lab, Row, settled};
+use crate::load::{Plan, create_event};
 use crate::audit;
-use crate::domain::StrategyName;
+use booking_server::domain::StrategyName;
 
 /// Time between two faults.
 const FAULT_EVERY: Duration = Duration::from_secs(3);
@@ -96,13 +95,10 @@ pub async fn run(lab: &Lab, duration: Duration) -> anyhow::Result<Vec<Row>> {
     for strategy in StrategyName::SAFE {
         // One event per strategy, so the audit speaks of one strategy at a time.
         settled(|| lab.lb.set_strategy(strategy.as_str())).await?;
-        let event = settled(|| fresh_event(&lab.lb, "fault lab: soak")).await?;
+        let event = settled(|| create_event(&lab.lb, "fault lab: soak")).await?;
         let history = History::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let load = tokio::spawn({
-            let (lb, stop, history) = (lab.lb.clone(), stop.clone(), history.clone());
-            async move { load::run(&lb, event, 16, 4, slice * 4 + Duration::from_secs(120), stop, history).await }
-        });
+        let plan = Plan { event_id: event, concurrency: 16, contenders: 4, customers: "fault".into(), limit: slice * 4 + Duration::from_secs(120) };
+        let load = history.start_load(&lab.lb, plan);
         let phase = Instant::now();
         let mut faults = Vec::new();
         // Whole shuffled rounds of every kind: at least one, more while the slice lasts.
@@ -117,8 +113,8 @@ pub async fn run(lab: &Lab, duration: Duration) -> anyhow::Result<Vec<Row>> {
                 tokio::time::sleep(FAULT_EVERY.saturating_sub(DOWN_FOR)).await;
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        load.await?;
+        load.stop();
+        load.join().await?;
         lab.control.run(&["up"])?;
         rows.push(audited_row(lab, strategy, event, &history, seed, &faults).await?);
     }

@@ -15,7 +15,7 @@ use anyhow::Context;
 
 use super::outages::{Measured, Outage, command, under_load};
 use super::{Lab, Row};
-use crate::domain::StrategyName;
+use booking_server::domain::StrategyName;
 
 /// How commits are acknowledged in `postgres-crash`'s runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -9,9 +9,9 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
-const INDEX: &str = include_str!("../../ui/index.html");
-const SCRIPT: &str = include_str!("../../ui/app.js");
-const STYLE: &str = include_str!("../../ui/app.css");
+const INDEX: &str = include_str!("../../../ui/index.html");
+const SCRIPT: &str = include_str!("../../../ui/app.js");
+const STYLE: &str = include_str!("../../../ui/app.css");
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

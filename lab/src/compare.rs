@@ -10,22 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use serde_json::json;
 
-use super::client::{AnswerCounts, LabClient};
-use crate::domain::StrategyName;
-
-/// Seats per row of the events the comparison creates.
-const SEATS_PER_ROW: usize = 100;
-/// Rows of those events: 20 000 seats, more than a run books.
-const ROWS: usize = 200;
+use crate::client::{AnswerCounts, LabClient};
+use crate::load::{self, Plan, Sent, create_event};
+use booking_server::domain::StrategyName;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -90,38 +83,26 @@ pub async fn run(client: &LabClient, strategies: &[StrategyName], settings: &Set
 
 async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Settings, progress: &ProgressBar) -> anyhow::Result<Row> {
     client.set_strategy(strategy.as_str()).await?;
-    let event = client
-        .post_json("/admin/events", json!({"name": format!("compare {strategy}"), "rows": ROWS, "seats_per_row": SEATS_PER_ROW}))
-        .await?;
-    let event_id = event["event"]["id"].as_i64().context("the created event has no id")?;
-
-    let next = Arc::new(AtomicUsize::new(0));
+    let event_id = create_event(client, &format!("compare {strategy}")).await?;
+    let plan = Plan {
+        event_id,
+        concurrency: settings.concurrency,
+        contenders: settings.contenders,
+        customers: strategy.to_string(),
+        limit: settings.duration,
+    };
     let started = Instant::now();
-    let deadline = started + settings.duration;
-    let workers: Vec<_> = (0..settings.concurrency)
-        .map(|worker| {
-            let (client, next, contenders) = (client.clone(), next.clone(), settings.contenders.max(1));
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                while Instant::now() < deadline {
-                    let attempt = next.fetch_add(1, Ordering::Relaxed);
-                    let seat = super::seat_name(attempt / contenders, SEATS_PER_ROW, ROWS);
-                    let sent = Instant::now();
-                    let answer = client.book(event_id, &seat, &format!("{strategy}-{worker}-{attempt}")).await;
-                    tally.latencies.push(sent.elapsed());
-                    tally.answers.record(answer);
-                }
-                tally
-            })
-        })
-        .collect();
-    while !workers.iter().all(|worker| worker.is_finished()) {
-        progress.set_message(format!("{strategy}: {} requests", next.load(Ordering::Relaxed)));
+    let load = load::start(client, &plan, |tally: &mut Tally, sent: Sent| {
+        tally.latencies.push(sent.answered - sent.sent);
+        tally.answers.record(sent.answer);
+    });
+    while !load.is_finished() {
+        progress.set_message(format!("{strategy}: {} requests", load.requests()));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut tally = Tally::default();
-    for worker in workers {
-        tally.merge(worker.await?);
+    for worker in load.join().await? {
+        tally.merge(worker);
     }
     let elapsed = started.elapsed();
 

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 
-use super::{Lab, Row, fresh_event};
-use crate::domain::StrategyName;
-use crate::lab::client::Answer;
+use super::{Lab, Row};
+use crate::load::create_event;
+use booking_server::domain::StrategyName;
+use crate::client::Answer;
 
 /// How long the second customer's request has beyond one hold time, on the
 /// running replica, before the frozen one is resumed: enough to finish its
@@ -42,14 +43,14 @@ pub async fn run(lab: &Lab) -> anyhow::Result<Vec<Row>> {
          (scripts/cluster.sh down; HOLD_MS=400 LOCK_TTL_MS=1000 scripts/cluster.sh up)",
         hold.as_millis()
     );
-    let event = fresh_event(&lab.lb, "fault lab: pause-holder").await?;
+    let event = create_event(&lab.lb, "fault lab: pause-holder").await?;
     let head_start = hold + SECOND_MARGIN;
     let frozen_for = ttl + Duration::from_millis(200) + head_start;
 
     let mut rows = Vec::new();
     for (index, strategy) in StrategyName::ALL.into_iter().enumerate() {
         lab.lb.set_strategy(strategy.as_str()).await?;
-        let seat = crate::lab::seat_name(index, 100, 200);
+        let seat = crate::load::seat_name(index, 100, 200);
 
         let holder = tokio::spawn({
             let (client, seat) = (lab.replicas[0].clone(), seat.clone());

@@ -17,7 +17,7 @@
 
 pub mod control;
 pub mod crashes;
-pub mod load;
+pub mod history;
 pub mod outages;
 pub mod pause_holder;
 pub mod soak;
@@ -28,7 +28,7 @@ use anyhow::Context;
 
 use serde::Serialize;
 
-use crate::lab::client::LabClient;
+use crate::client::LabClient;
 use control::Control;
 
 /// The scenarios, by the name the command line uses.
@@ -151,7 +151,7 @@ impl Lab {
 
     /// Saves `history` (see [`Lab::save_history`]) and audits the event's
     /// rows and the clients' answers against the database.
-    pub(crate) async fn audit(&self, event: i64, history: &load::History) -> anyhow::Result<Vec<crate::audit::Finding>> {
+    pub(crate) async fn audit(&self, event: i64, history: &history::History) -> anyhow::Result<Vec<crate::audit::Finding>> {
         self.save_history(history)?;
         let pool = sqlx::PgPool::connect(&self.database_url).await.context("cannot reach the cluster's database for the audit")?;
         let mut findings = crate::audit::check(&pool, Some(event)).await?;
@@ -161,7 +161,7 @@ impl Lab {
     }
 
     /// Appends `history` to the history file, if there is one.
-    pub(crate) fn save_history(&self, history: &load::History) -> anyhow::Result<()> {
+    pub(crate) fn save_history(&self, history: &history::History) -> anyhow::Result<()> {
         let Some(path) = &self.history_file else { return Ok(()) };
         let mut lines = String::new();
         for entry in history.lines() {
@@ -243,10 +243,4 @@ where
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     }
-}
-
-/// Creates a fresh event for a scenario (100 × 200 seats), returning its id.
-pub(crate) async fn fresh_event(lb: &LabClient, name: &str) -> anyhow::Result<i64> {
-    let event = lb.post_json("/admin/events", serde_json::json!({ "name": name, "rows": 200, "seats_per_row": 100 })).await?;
-    event["event"]["id"].as_i64().ok_or_else(|| anyhow::anyhow!("the created event has no id"))
 }
