@@ -112,7 +112,7 @@ pgbench_run() {
         event=$(new_event "pgbench $script $mode" 200)
     fi
     read -r first last < <(psql_bench -F ' ' -c "SELECT min(id), max(id) FROM seats WHERE event_id = $event")
-    epoch=$(psql_bench -c "SELECT version FROM strategy_epoch")
+    epoch=$(psql_bench -c "SELECT epoch FROM strategy_epoch")
     psql_bench -c "DROP SEQUENCE IF EXISTS bench_fresh_seat; CREATE SEQUENCE bench_fresh_seat MINVALUE 0 START 0" >/dev/null
     # A booking's write is the same for every strategy: one file, appended.
     cat "$ROOT/scripts/bench/$script.sql" >"$WORK/script.sql"

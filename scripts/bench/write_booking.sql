@@ -5,7 +5,7 @@
 WITH seat AS (
     UPDATE seats SET is_booked = TRUE, booked_by = 'pgbench', booked_at = now(), version = version + 1, holders = holders + 1
     WHERE id = :seat_id AND TRUE
-      AND (SELECT version FROM strategy_epoch FOR SHARE) = :epoch
+      AND (SELECT epoch FROM strategy_epoch FOR SHARE) = :epoch
     RETURNING holders
 ), inserted AS (
     INSERT INTO bookings (event_id, seat_id, customer_id, status, locking_strategy, instance_id, attempts, fencing_token)

@@ -84,7 +84,7 @@ impl Application {
             instance_id,
             address = %listener.local_addr()?,
             strategy = %applied.name,
-            strategy_version = applied.version,
+            epoch = applied.epoch,
             "replica ready"
         );
 

@@ -73,16 +73,15 @@ impl FromStr for StrategyName {
 
 /// The cluster's strategy and the epoch it was set in.
 ///
-/// The epoch (`version`) only ever grows: every strategy switch and every
+/// The epoch only ever grows: every strategy switch and every
 /// reset starts a new one. A booking remembers the epoch it started in, and
 /// its write commits only while that epoch is still the cluster's, so no
 /// booking can straddle a switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
     pub name: StrategyName,
-    /// The epoch: every switch and every reset starts a new one.
-    #[schema(minimum = 1)]
-    pub version: u64,
+    /// Every switch and every reset starts a new one.
+    pub epoch: u64,
 }
 
 /// `bookings.status`: what became of one attempt.

@@ -134,7 +134,7 @@ async fn two_switches_at_once_run_one_after_the_other() {
 #[tokio::test]
 async fn the_epoch_lives_in_postgres_and_every_switch_and_reset_starts_a_new_one() {
     let app = spawn_app_with(Options { strategy: "none", ..Options::default() }).await;
-    let epoch = || count(&app.options, "SELECT version FROM strategy_epoch");
+    let epoch = || count(&app.options, "SELECT epoch FROM strategy_epoch");
     let before = epoch().await;
     let answer = app.set_strategy("redlock").await;
     assert_eq!(answer["version"].as_i64().unwrap(), before + 1);

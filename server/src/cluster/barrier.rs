@@ -92,7 +92,7 @@ pub struct PauseSummary {
 }
 
 /// What a change through the barrier did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Report {
     pub old: Applied,
     pub new: Applied,
@@ -138,7 +138,7 @@ impl Barrier {
     /// `prepare`: close the gate, drain, acknowledge, then hold the gate
     /// closed until the switch commits or aborts (or a coordinator that died
     /// leaves it hanging past two timeouts, when it catches up from Postgres).
-    pub(crate) async fn on_prepare(self: Arc<Self>, switch_id: String, from_version: u64) {
+    pub(crate) async fn on_prepare(self: Arc<Self>, switch_id: String, from_epoch: u64) {
         let started = Instant::now();
         let Ok(closed) = tokio::time::timeout(self.timeout, self.gate.close()).await else {
             tracing::warn!(switch_id, "in-flight bookings did not finish in time; not acknowledging this switch");
@@ -154,7 +154,7 @@ impl Barrier {
         let mut aborted = self.aborted.subscribe();
         let outcome = tokio::time::timeout(self.timeout * 2, async {
             tokio::select! {
-                _ = applied.wait_for(|applied| applied.version > from_version) => {}
+                _ = applied.wait_for(|applied| applied.epoch > from_epoch) => {}
                 _ = aborted.wait_for(|aborted| *aborted == switch_id) => {}
             }
         })
@@ -238,13 +238,13 @@ impl Barrier {
             expected.push(self.instance_id.clone());
         }
         expected.sort();
-        self.publish(&Message::Prepare { switch_id: switch_id.to_owned(), from_version: old.version }).await?;
+        self.publish(&Message::Prepare { switch_id: switch_id.to_owned(), from_epoch: old.epoch }).await?;
         let acks_key = self.keys.switch_acks(switch_id);
         let drained = self.wait_for_acks(&acks_key, "drained:", &expected).await?;
 
         let mut tx = self.db.begin().await?;
         work(&mut *tx).await?;
-        let bumped = epoch::bump(&mut tx, old.version, next(old)).await.map_err(|error| match error {
+        let bumped = epoch::bump(&mut tx, old.epoch, next(old)).await.map_err(|error| match error {
             sqlx::Error::Database(ref db) if db.code().as_deref() == Some("55P03") => Error::Unavailable {
                 what: "strategy switch",
                 detail: format!(
@@ -257,7 +257,7 @@ impl Barrier {
             other => other.into(),
         })?;
         let Some(new) = bumped else {
-            return Err(Error::Conflict(format!("the cluster left epoch {} while this switch was preparing; try again", old.version)));
+            return Err(Error::Conflict(format!("the cluster left epoch {} while this switch was preparing; try again", old.epoch)));
         };
         tx.commit().await?;
         Ok(self.after_commit(started, old, new, expected, &acks_key, drained).await)

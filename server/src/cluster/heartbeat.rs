@@ -81,7 +81,7 @@ impl Heartbeat {
             instance_id: self.instance_id.clone(),
             address: self.address.clone(),
             strategy: applied.name.to_string(),
-            strategy_version: applied.version,
+            strategy_version: applied.epoch,
             started_at: self.started_at,
             last_seen: Utc::now().timestamp_millis(),
             last_minute: self.activity.last_minute(),

@@ -84,8 +84,8 @@ impl Listener {
 
     fn handle(&self, payload: &str) {
         match Message::parse(payload) {
-            Some(Message::Prepare { switch_id, from_version }) => {
-                tokio::spawn(self.barrier.clone().on_prepare(switch_id, from_version));
+            Some(Message::Prepare { switch_id, from_epoch }) => {
+                tokio::spawn(self.barrier.clone().on_prepare(switch_id, from_epoch));
             }
             Some(Message::Abort { switch_id }) => self.barrier.on_abort(switch_id),
             Some(Message::Commit(applied)) => {

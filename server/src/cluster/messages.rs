@@ -16,7 +16,7 @@ use crate::domain::{Applied, StrategyName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    Prepare { switch_id: String, from_version: u64 },
+    Prepare { switch_id: String, from_epoch: u64 },
     Abort { switch_id: String },
     Commit(Applied),
 }
@@ -24,9 +24,9 @@ pub enum Message {
 impl Message {
     pub fn encode(&self) -> String {
         match self {
-            Self::Prepare { switch_id, from_version } => format!("prepare:{switch_id}:{from_version}"),
+            Self::Prepare { switch_id, from_epoch } => format!("prepare:{switch_id}:{from_epoch}"),
             Self::Abort { switch_id } => format!("abort:{switch_id}"),
-            Self::Commit(applied) => format!("{}:{}", applied.version, applied.name),
+            Self::Commit(applied) => format!("{}:{}", applied.epoch, applied.name),
         }
     }
 
@@ -34,13 +34,13 @@ impl Message {
         let (head, rest) = payload.split_once(':')?;
         match head {
             "prepare" => {
-                let (switch_id, from_version) = rest.split_once(':')?;
-                Some(Self::Prepare { switch_id: switch_id.to_owned(), from_version: from_version.parse().ok()? })
+                let (switch_id, from_epoch) = rest.split_once(':')?;
+                Some(Self::Prepare { switch_id: switch_id.to_owned(), from_epoch: from_epoch.parse().ok()? })
             }
             "abort" if !rest.is_empty() => Some(Self::Abort { switch_id: rest.to_owned() }),
-            version => {
+            epoch => {
                 let name: StrategyName = rest.parse().ok()?;
-                Some(Self::Commit(Applied { name, version: version.parse().ok()? }))
+                Some(Self::Commit(Applied { name, epoch: epoch.parse().ok()? }))
             }
         }
     }
@@ -53,14 +53,14 @@ mod tests {
     #[test]
     fn every_message_round_trips_and_garbage_does_not_parse() {
         let messages = [
-            Message::Prepare { switch_id: "7f3a".into(), from_version: 4 },
+            Message::Prepare { switch_id: "7f3a".into(), from_epoch: 4 },
             Message::Abort { switch_id: "7f3a".into() },
-            Message::Commit(Applied { name: StrategyName::Fenced, version: 7 }),
+            Message::Commit(Applied { name: StrategyName::Fenced, epoch: 7 }),
         ];
         for message in messages {
             assert_eq!(Message::parse(&message.encode()), Some(message));
         }
-        assert_eq!(Message::parse("7:fenced"), Some(Message::Commit(Applied { name: StrategyName::Fenced, version: 7 })));
+        assert_eq!(Message::parse("7:fenced"), Some(Message::Commit(Applied { name: StrategyName::Fenced, epoch: 7 })));
         for garbage in ["fenced", "x:fenced", "3:bogus", "prepare:abc", "prepare:abc:x", "abort:"] {
             assert_eq!(Message::parse(garbage), None, "{garbage}");
         }

@@ -21,7 +21,7 @@ pub use crate::domain::Applied;
 
 /// The strategy this replica applies to every booking.
 ///
-/// A setting is applied only if its version is newer than the current one,
+/// A setting is applied only if its epoch is newer than the current one,
 /// so a late or replayed message can never roll a newer setting back.
 pub struct ActiveStrategy {
     current: watch::Sender<Applied>,
@@ -41,7 +41,7 @@ impl ActiveStrategy {
     pub fn apply(&self, incoming: Applied) -> bool {
         let mut previous = None;
         let applied = self.current.send_if_modified(|current| {
-            if incoming.version <= current.version {
+            if incoming.epoch <= current.epoch {
                 return false;
             }
             previous = Some(*current);
@@ -50,7 +50,7 @@ impl ActiveStrategy {
         });
         if let Some(previous) = previous {
             crate::metrics::strategy_applied(incoming.name);
-            tracing::info!(from = %previous.name, to = %incoming.name, version = incoming.version, "strategy applied");
+            tracing::info!(from = %previous.name, to = %incoming.name, epoch = incoming.epoch, "strategy applied");
         }
         applied
     }

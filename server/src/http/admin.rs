@@ -57,7 +57,7 @@ async fn strategy(State(state): State<AppState>) -> Json<StrategyAnswer> {
     let locking = &state.locking;
     Json(StrategyAnswer {
         strategy: applied.name,
-        version: applied.version,
+        version: applied.epoch,
         instance: state.instance_id.clone(),
         hold_ms: locking.hold_ms,
         lock_ttl_ms: locking.lock_ttl_ms,
@@ -93,7 +93,7 @@ struct BarrierAnswer {
 impl BarrierAnswer {
     fn new(report: Report, instance: &str) -> Self {
         Self {
-            version: report.new.version,
+            version: report.new.epoch,
             instance: instance.to_owned(),
             switched: report.switched,
             lagging: report.lagging,
@@ -144,7 +144,7 @@ fn switch_message(report: &Report) -> String {
         "{} -> {} (epoch {}) on {}; bookings paused p50 {} ms, p99 {} ms ({} waited)",
         report.old.name,
         report.new.name,
-        report.new.version,
+        report.new.epoch,
         report.switched.join(", "),
         report.pause.p50_ms,
         report.pause.p99_ms,
@@ -266,8 +266,24 @@ struct ClusterAnswer {
     /// The replicas whose heartbeat is fresh, with the strategy each applies.
     replicas: Vec<Replica>,
     /// The cluster's strategy and epoch, as Postgres holds them.
-    strategy: Applied,
+    strategy: ClusterStrategy,
     served_by: String,
+}
+
+/// The cluster's setting (`version` is the epoch, named so on the wire since
+/// the API's first version).
+#[derive(Serialize, ToSchema)]
+struct ClusterStrategy {
+    name: StrategyName,
+    /// The epoch: every switch and every reset starts a new one.
+    #[schema(minimum = 1)]
+    version: u64,
+}
+
+impl From<Applied> for ClusterStrategy {
+    fn from(applied: Applied) -> Self {
+        Self { name: applied.name, version: applied.epoch }
+    }
 }
 
 /// The live replicas and the strategy each applies.
@@ -281,7 +297,7 @@ struct ClusterAnswer {
 async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterAnswer>> {
     let replicas = live_replicas(&state.redis, &state.keys, state.heartbeat_interval).await?;
     let stored = storage::epoch::load(&state.db).await?;
-    Ok(Json(ClusterAnswer { count: replicas.len(), replicas, strategy: stored, served_by: state.instance_id.clone() }))
+    Ok(Json(ClusterAnswer { count: replicas.len(), replicas, strategy: stored.into(), served_by: state.instance_id.clone() }))
 }
 
 /// The event the migrations create.

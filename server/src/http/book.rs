@@ -402,7 +402,7 @@ fn refusal_message(refusal: Refusal, seat: &str, outcome: &Outcome) -> String {
             Some(cluster) => format!(
                 "The cluster switched to {} (epoch {}) while this booking of seat {seat} was in flight under an older \
                  strategy on a replica that had not caught up; nothing was written, retry",
-                cluster.name, cluster.version
+                cluster.name, cluster.epoch
             ),
             None => format!("The cluster switched strategy while this booking of seat {seat} was in flight; nothing was written, retry"),
         },

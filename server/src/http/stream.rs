@@ -64,7 +64,7 @@ async fn stream(
     let applied = state.active.current();
     let hello = event(
         "hello",
-        json!({ "instance": state.instance_id, "event_id": event_id, "strategy": applied.name, "version": applied.version }),
+        json!({ "instance": state.instance_id, "event_id": event_id, "strategy": applied.name, "version": applied.epoch }),
     );
     let instance = state.instance_id.clone();
     let seats = BroadcastStream::new(updates).filter_map(move |update| {
@@ -79,7 +79,7 @@ async fn stream(
         })
     });
     let strategies = WatchStream::from_changes(state.active.subscribe()).map(move |applied| {
-        event("strategy", json!({ "instance": instance, "strategy": applied.name, "version": applied.version }))
+        event("strategy", json!({ "instance": instance, "strategy": applied.name, "version": applied.epoch }))
     });
     let events = stream::once(std::future::ready(hello))
         .chain(stream::select(seats, strategies))

@@ -83,12 +83,12 @@ pub enum Written {
 /// switch from a seat that changed. On anything but `Booked` nothing was
 /// written, and `tx` is left in autocommit for the caller to record a refusal.
 #[tracing::instrument(name = "db.commit_booking", skip_all)]
-pub async fn commit_booking(tx: &mut Conn, epoch_version: u64, condition: SeatCondition, attempt: Attempt<'_>) -> Result<Written, DbError> {
-    if let Some(recorded) = book_seat(tx, epoch_version, condition, attempt).await? {
+pub async fn commit_booking(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt: Attempt<'_>) -> Result<Written, DbError> {
+    if let Some(recorded) = book_seat(tx, epoch, condition, attempt).await? {
         return Ok(Written::Booked(recorded));
     }
     let current = epoch::current(tx).await?;
-    if current.version != epoch_version {
+    if current.epoch != epoch {
         return Ok(Written::StaleEpoch(current));
     }
     Ok(Written::SeatChanged)
@@ -105,7 +105,7 @@ async fn book_seat(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt:
         "WITH seat AS (
              UPDATE seats SET is_booked = TRUE, booked_by = $3, booked_at = now(), version = version + 1, holders = holders + 1
              WHERE id = $2 AND {filter}
-               AND (SELECT version FROM strategy_epoch FOR SHARE) = $9
+               AND (SELECT epoch FROM strategy_epoch FOR SHARE) = $9
              RETURNING holders
          ), inserted AS (
              INSERT INTO bookings

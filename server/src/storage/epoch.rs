@@ -12,27 +12,27 @@ pub(crate) const BUMP_LOCK_TIMEOUT_MS: u64 = 2000;
 
 /// The epoch row's two columns as the cluster's setting; an error names a
 /// strategy this build does not know.
-fn applied(name: &str, version: i64) -> Result<Applied, String> {
-    Ok(Applied { name: name.parse::<StrategyName>()?, version: version as u64 })
+fn applied(name: &str, epoch: i64) -> Result<Applied, String> {
+    Ok(Applied { name: name.parse::<StrategyName>()?, epoch: epoch as u64 })
 }
 
 /// [`applied`], for a row read with sqlx.
-fn decoded((name, version): (String, i64)) -> sqlx::Result<Applied> {
-    applied(&name, version).map_err(|message| sqlx::Error::Decode(message.into()))
+fn decoded((name, epoch): (String, i64)) -> sqlx::Result<Applied> {
+    applied(&name, epoch).map_err(|message| sqlx::Error::Decode(message.into()))
 }
 
 /// The cluster's setting; when there is none yet (a new database), `default`
 /// is stored as epoch 1 first. Replicas starting together agree on one.
 #[tracing::instrument(name = "db.load_epoch", skip_all)]
 pub async fn load_or_seed(pool: &PgPool, default: StrategyName) -> sqlx::Result<Applied> {
-    sqlx::query("INSERT INTO strategy_epoch (name, version) VALUES ($1, 1) ON CONFLICT (id) DO NOTHING")
+    sqlx::query("INSERT INTO strategy_epoch (name, epoch) VALUES ($1, 1) ON CONFLICT (id) DO NOTHING")
         .bind(default.as_str())
         .execute(pool)
         .await?;
     load(pool).await
 }
 
-const LOAD: &str = "SELECT name, version FROM strategy_epoch";
+const LOAD: &str = "SELECT name, epoch FROM strategy_epoch";
 
 /// The cluster's current setting, read from the pool or inside a transaction.
 #[tracing::instrument(name = "db.load_epoch", skip_all)]
@@ -57,9 +57,9 @@ pub async fn current(conn: &mut Conn) -> Result<Applied, DbError> {
 pub async fn bump(tx: &mut PgConnection, expected: u64, name: StrategyName) -> sqlx::Result<Option<Applied>> {
     sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = {BUMP_LOCK_TIMEOUT_MS}"))).execute(&mut *tx).await?;
     let bumped: Option<(String, i64)> = sqlx::query_as(
-        "UPDATE strategy_epoch SET name = $1, version = version + 1, changed_at = now()
-         WHERE version = $2
-         RETURNING name, version",
+        "UPDATE strategy_epoch SET name = $1, epoch = epoch + 1, changed_at = now()
+         WHERE epoch = $2
+         RETURNING name, epoch",
     )
     .bind(name.as_str())
     .bind(expected as i64)

@@ -241,7 +241,7 @@ impl Strategies {
     /// Books under the cluster setting `applied`: the one `match` over strategies.
     pub(crate) async fn book(&self, applied: Applied, db: &Pool, booking: &Booking) -> Result<Outcome> {
         let strategy = applied.name;
-        let ctx = Ctx { db, booking, hold: self.hold, strategy, epoch: applied.version };
+        let ctx = Ctx { db, booking, hold: self.hold, strategy, epoch: applied.epoch };
         match strategy {
             StrategyName::None => self.none.book(&ctx).await,
             StrategyName::Mutex => self.mutex.book(&ctx).await,
