@@ -1,4 +1,4 @@
--- pgbench: a booking's one write, src/storage/booking.rs::commit_booking, as
+-- pgbench: a booking's one write, server/src/storage/booking.rs::commit_booking, as
 -- one statement (the epoch check, the seat with its holder count, the booking
 -- row, the idempotency key's link), then COMMIT. bench.sh appends it to each
 -- strategy's script (pessimistic.sql, none.sql), which opens the transaction.
@@ -9,12 +9,12 @@ WITH seat AS (
     RETURNING holders
 ), inserted AS (
     INSERT INTO bookings (event_id, seat_id, customer_id, status, locking_strategy, instance_id, attempts, fencing_token)
-    SELECT :event, :seat_id, 'pgbench', CASE WHEN seat.holders = 1 THEN 'confirmed' ELSE 'double_booked' END,
+    SELECT :event, :seat_id, 'pgbench', booking_status(seat.holders),
            'pgbench', 'pgbench', 1, NULL
     FROM seat
-    RETURNING id
+    RETURNING id, status
 ), linked AS (
     UPDATE idempotency_keys SET booking_id = inserted.id FROM inserted WHERE key = NULL
 )
-SELECT inserted.id, seat.holders FROM inserted, seat;
+SELECT inserted.id, seat.holders, inserted.status FROM inserted, seat;
 COMMIT;

@@ -19,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::booking::{self, Bookings};
 use crate::cluster::ActiveStrategy;
 use crate::cluster::barrier::Barrier;
 use crate::cluster::heartbeat::Heartbeat;
@@ -114,6 +115,21 @@ impl Application {
         // after start-up waits for this replica too.
         heartbeat.beat(applied).await.context("cannot announce this replica in Redis")?;
 
+        let bookings = Bookings::new(booking::Parts {
+            db: db.clone(),
+            booking_db: booking_db.clone(),
+            strategies,
+            active: active.clone(),
+            barrier: barrier.clone(),
+            instance_id: instance_id.clone(),
+            idempotency: booking::idempotency::Settings {
+                ttl: Duration::from_secs(config.server.idempotency_ttl_secs),
+                in_flight: Duration::from_secs(config.server.idempotency_in_flight_secs),
+                owner: rand::random(),
+            },
+            feed: feed.clone(),
+            activity: activity.clone(),
+        });
         let state = AppState(Arc::new(Shared {
             db,
             booking_db,
@@ -121,17 +137,12 @@ impl Application {
             keys,
             instance_id,
             service_name: config.server.service_name.clone(),
-            strategies,
+            bookings,
             active,
             barrier,
             heartbeat_interval,
             metrics,
             locking: config.locking.clone(),
-            idempotency: crate::idempotency::Settings {
-                ttl: Duration::from_secs(config.server.idempotency_ttl_secs),
-                in_flight: Duration::from_secs(config.server.idempotency_in_flight_secs),
-                owner: rand::random(),
-            },
             feed,
             activity,
         }));
@@ -148,6 +159,11 @@ impl Application {
             admin_token,
         };
         Ok(Self { listener, state, redis_client, pubsub, heartbeat, limits, feed_queue, cancel })
+    }
+
+    /// The replica's booking service, to book without going through HTTP.
+    pub fn bookings(&self) -> crate::booking::Bookings {
+        self.state.bookings.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -170,12 +186,12 @@ impl Application {
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
         let histograms_task = tokio::spawn(crate::metrics::fold_histograms(state.metrics.clone(), cancel.clone()));
-        let expiry_task = tokio::spawn(crate::idempotency::expire_keys(state.db.clone(), cancel.clone()));
+        let expiry_task = tokio::spawn(booking::idempotency::expire_keys(state.db.clone(), cancel.clone()));
         let seat_channel = state.keys.seat_channel();
         let publish_task = tokio::spawn(crate::live::feed::publish_loop(state.redis.clone(), seat_channel.clone(), feed_queue, cancel.clone()));
         let subscribe_task =
             tokio::spawn(crate::live::feed::subscribe_loop(redis_client.clone(), seat_channel, state.feed.updates(), cancel.clone()));
-        let liveness_task = tokio::spawn(crate::idempotency::hold_liveness(state.db.clone(), state.idempotency.owner, cancel.clone()));
+        let liveness_task = tokio::spawn(booking::idempotency::hold_liveness(state.db.clone(), state.bookings.idempotency().owner, cancel.clone()));
 
         let router = crate::http::router(state.clone(), limits);
         axum::serve(crate::http::LingeringListener(listener), router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;

@@ -1,5 +1,6 @@
-//! The lab's vocabulary: strategy names, the cluster's epoch, booking
-//! statuses and the reasons a booking is refused.
+//! The lab's vocabulary: strategy names, the cluster's epoch, seat numbers
+//! and customer ids (checked once, where they enter), booking statuses and
+//! the reasons a booking is refused.
 //!
 //! A leaf module: it imports nothing from the crate, and everything else
 //! (strategies, storage, the HTTP layer, the cluster) speaks in its terms.
@@ -77,7 +78,7 @@ impl FromStr for StrategyName {
 /// reset starts a new one. A booking remembers the epoch it started in, and
 /// its write commits only while that epoch is still the cluster's, so no
 /// booking can straddle a switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     pub name: StrategyName,
     /// Every switch and every reset starts a new one.
@@ -99,6 +100,11 @@ pub enum BookingStatus {
 impl BookingStatus {
     pub const ALL: [BookingStatus; 3] = [Self::Confirmed, Self::DoubleBooked, Self::Failed];
 
+    /// The status a booking row holds (`bookings.status`).
+    pub fn parse(status: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|known| known.as_str() == status).ok_or_else(|| format!("unknown booking status {status:?}"))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Confirmed => "confirmed",
@@ -109,7 +115,7 @@ impl BookingStatus {
 }
 
 /// Why an attempt did not get the seat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// The seat was already booked when this attempt looked.
@@ -139,6 +145,100 @@ impl Refusal {
     }
 }
 
+/// A seat's name within its event: one to four letters (the row), then one
+/// to four digits (the seat): `A1`, `J10`, `AA1024`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SeatNumber(String);
+
+impl SeatNumber {
+    pub fn parse(seat: &str) -> Result<Self, String> {
+        let letters = seat.chars().take_while(char::is_ascii_alphabetic).count();
+        let digits = seat.len() - letters;
+        let valid = (1..=4).contains(&letters) && (1..=4).contains(&digits) && seat[letters..].chars().all(|c| c.is_ascii_digit());
+        if valid {
+            Ok(Self(seat.to_owned()))
+        } else {
+            Err(format!("seat_number must be a row letter followed by a seat number, like \"A1\"; got {:?}", truncated(seat)))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who books: not blank, at most [`CustomerId::MAX_CHARS`] characters, no
+/// control characters; surrounding whitespace is trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    /// The longest customer id accepted (the bookings table's column width).
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(customer: &str) -> Result<Self, String> {
+        let trimmed = customer.trim();
+        if trimmed.is_empty() {
+            return Err("customer_id must not be empty".into());
+        }
+        if customer.chars().count() > Self::MAX_CHARS {
+            return Err(format!("customer_id must be at most {} characters", Self::MAX_CHARS));
+        }
+        if customer.chars().any(char::is_control) {
+            return Err("customer_id must not contain control characters".into());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What every checked string shares: it reads as the `str` it holds, and it
+/// is (de)serialised as that string, checked again on the way in.
+macro_rules! checked_string {
+    ($name:ident) => {
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(value: String) -> Result<Self, String> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+checked_string!(SeatNumber);
+checked_string!(CustomerId);
+
+/// The first characters of a bad value, for an error message.
+fn truncated(value: &str) -> String {
+    value.chars().take(32).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +250,27 @@ mod tests {
         }
         let error = "bogus".parse::<StrategyName>().unwrap_err();
         assert!(error.contains("pessimistic, optimistic"), "{error}");
+    }
+
+    #[test]
+    fn seat_numbers_are_letters_then_digits() {
+        for good in ["A1", "J10", "AA1024", "z9"] {
+            assert!(SeatNumber::parse(good).is_ok(), "{good} should be valid");
+        }
+        for bad in ["", "A", "1", "1A", "A-1", "A1B", "ABCDE1", "A12345", "Ä1", "A 1", "A1'; DROP"] {
+            let error = SeatNumber::parse(bad).unwrap_err();
+            assert!(error.starts_with("seat_number must be"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn customer_ids_are_trimmed_and_checked() {
+        assert_eq!(CustomerId::parse("  alice ").unwrap().as_str(), "alice");
+        assert!(CustomerId::parse(&"c".repeat(255)).is_ok());
+        for (bad, says) in [("", "empty"), ("   ", "empty"), (&"c".repeat(256) as &str, "at most 255"), ("al\u{7}ice", "control")] {
+            let error = CustomerId::parse(bad).unwrap_err();
+            assert!(error.contains(says), "{bad:?}: {error}");
+        }
     }
 
     #[test]

@@ -1,61 +1,28 @@
-//! The one error type of the HTTP layer.
+//! What can go wrong below the HTTP layer: in the strategies, storage and
+//! the cluster's coordination.
 //!
-//! Each variant names the status it answers with. Client mistakes are 4xx with a
-//! message that says what was wrong; `Internal` is a 500 whose cause chain is
-//! logged and never sent to the client.
-
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::header::WWW_AUTHENTICATE;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+//! Four kinds, by what a caller can do about them: the thing asked for does
+//! not exist, it clashes with something under way, a backend is down
+//! (nothing was written), or a bug. Backend errors are sorted here, once:
+//! a pool that cannot hand out a connection, a broken connection, Postgres
+//! shutting down and a row lock held past `lock_timeout` are all
+//! "unavailable", not bugs. The HTTP layer maps each kind to a status
+//! (`crate::http::error`); nothing here knows of status codes.
 
 use crate::storage::pipelined::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// 400: the request was understood but a value in it is wrong.
-    #[error("{0}")]
-    BadRequest(String),
-    /// 422 (or 400/415 as axum decides): the JSON body could not be read.
-    #[error(transparent)]
-    Json(#[from] JsonRejection),
-    /// 400: the query string could not be read.
-    #[error(transparent)]
-    Query(#[from] QueryRejection),
-    /// 400: a path segment is not what the route expects (e.g. a non-numeric id).
-    #[error(transparent)]
-    Path(#[from] PathRejection),
-    /// 401: an `/admin/*` request without the right `Authorization: Bearer`
-    /// token (only when `ADMIN_TOKEN` is set).
-    #[error("{0}")]
-    Unauthorized(String),
-    /// 408: the request body did not arrive in time.
-    #[error("{0}")]
-    RequestTimeout(String),
-    /// 413: the request body is larger than `BODY_LIMIT_BYTES`.
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    /// 404: the named thing does not exist.
+    /// The named thing (an event, a seat) does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// 409: the request clashes with something under way (another switch).
+    /// The request clashes with something under way (another switch).
     #[error("{0}")]
     Conflict(String),
-    /// 422: the request is well formed but cannot be processed (an
-    /// idempotency key reused with a different request).
-    #[error("{0}")]
-    Unprocessable(String),
-    /// 503: a backend (Postgres or a lock service) cannot be reached; nothing was written.
+    /// A backend (Postgres or a lock service) cannot be reached; nothing was written.
     #[error("{what} is unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
-    /// 504: the request ran past `REQUEST_DEADLINE_MS`. A booking already
-    /// under way still finishes whole (or not at all) in its own task.
-    #[error("{0}")]
-    DeadlineExceeded(String),
-    /// 500: a bug or an unexpected backend failure.
+    /// A bug or an unexpected backend failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -81,44 +48,28 @@ const LOCK_HELD_TOO_LONG: &str =
     "a row lock stayed held past DATABASE_LOCK_TIMEOUT_MS (a paused or stuck transaction?); nothing was written";
 
 impl Error {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest(message.into())
-    }
-
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(message.into())
     }
 
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::BadRequest(_) | Self::Query(_) | Self::Path(_) => StatusCode::BAD_REQUEST,
-            Self::Json(rejection) => rejection.status(),
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+    fn database_unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable { what: "database", detail: detail.into() }
     }
 }
 
 impl From<sqlx::Error> for Error {
     /// A pool that cannot hand out a connection means Postgres is unreachable,
-    /// which the client should see as 503, not as a bug.
+    /// which is an outage, not a bug.
     fn from(error: sqlx::Error) -> Self {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                Self::Unavailable { what: "database", detail: error.to_string() }
+                Self::database_unavailable(error.to_string())
             }
             sqlx::Error::Database(ref db) if db.code().is_some_and(|code| is_outage_code(&code)) => {
-                Self::Unavailable { what: "database", detail: error.to_string() }
+                Self::database_unavailable(error.to_string())
             }
             sqlx::Error::Database(ref db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
-                Self::Unavailable { what: "database", detail: LOCK_HELD_TOO_LONG.into() }
+                Self::database_unavailable(LOCK_HELD_TOO_LONG)
             }
             other => Self::Internal(other.into()),
         }
@@ -127,7 +78,7 @@ impl From<sqlx::Error> for Error {
 
 impl From<DbError> for Error {
     /// The booking path's errors, sorted as sqlx's are: a connection that
-    /// cannot be had or that broke, and Postgres going away, are 503.
+    /// cannot be had or that broke, and Postgres going away, are outages.
     fn from(error: DbError) -> Self {
         let outage = match &error {
             DbError::Pool(_) => true,
@@ -139,9 +90,9 @@ impl From<DbError> for Error {
             DbError::Data(_) => false,
         };
         if outage {
-            Self::Unavailable { what: "database", detail: error.to_string() }
+            Self::database_unavailable(error.to_string())
         } else if is_lock_timeout(&error) {
-            Self::Unavailable { what: "database", detail: LOCK_HELD_TOO_LONG.into() }
+            Self::database_unavailable(LOCK_HELD_TOO_LONG)
         } else {
             Self::Internal(error.into())
         }
@@ -150,49 +101,8 @@ impl From<DbError> for Error {
 
 impl From<redis::RedisError> for Error {
     /// Every Redis failure on the booking path means "the lock service is not
-    /// there": answer 503 and write nothing.
+    /// there": refuse, and write nothing.
     fn from(error: redis::RedisError) -> Self {
         Self::Unavailable { what: "redis", detail: error.to_string() }
     }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
-            Self::Internal(cause) => {
-                tracing::error!(error = ?cause, "internal error");
-                "internal server error".to_owned()
-            }
-            Self::Unavailable { .. } => {
-                tracing::warn!(error = %self, "backend unavailable");
-                self.to_string()
-            }
-            Self::Json(rejection) => rejection.body_text(),
-            Self::Query(rejection) => rejection.body_text(),
-            Self::Path(rejection) => rejection.body_text(),
-            other => other.to_string(),
-        };
-        let mut response = (status, Json(ErrorBody { status: ErrorStatus::Error, error: message })).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="booking-admin""#));
-        }
-        response
-    }
-}
-
-/// The body of every error answer, whatever its status.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"status": "error", "error": "event 99 does not exist"}))]
-pub struct ErrorBody {
-    pub status: ErrorStatus,
-    /// What went wrong, in words a client can act on.
-    pub error: String,
-}
-
-/// Always `error`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ErrorStatus {
-    Error,
 }

@@ -30,5 +30,5 @@ async fn refresh(state: &AppState) {
         }
         Err(error) => tracing::debug!(%error, "could not count available seats"),
     }
-    crate::metrics::redlock_nodes_reachable(state.strategies.redlock_nodes_reachable().await);
+    crate::metrics::redlock_nodes_reachable(state.bookings.strategies().redlock_nodes_reachable().await);
 }

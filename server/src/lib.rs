@@ -13,7 +13,8 @@
 //! - [`app`]: build a replica (connect, migrate, bind) and run it until stopped.
 //! - [`state`]: what every request handler shares.
 //! - [`http`]: the HTTP API, one module per resource.
-//! - [`idempotency`]: the `Idempotency-Key` header: exactly-once booking across replicas.
+//! - [`booking`]: one booking's run (key, gate, strategy, outcome, live
+//!   feed, stored answer), and exactly-once booking across replicas.
 //! - [`strategy`]: the seven locking strategies, one file each, behind one trait.
 //! - [`storage`]: all seat and booking SQL, which every strategy calls, and the
 //!   cluster's strategy epoch that every booking's write checks.
@@ -22,7 +23,8 @@
 //! - [`live`]: live seat changes over Redis pub/sub, for the seat map's streams.
 //! - [`activity`]: this replica's own count of its last minute of bookings.
 //! - [`keys`]: every Redis key name.
-//! - [`error`]: the HTTP layer's one error type.
+//! - [`error`]: what goes wrong below the HTTP layer (not found, a clash, an
+//!   outage, a bug); `http::error` maps it to status codes.
 //! - [`metrics`], [`gauges`], [`telemetry`]: Prometheus metrics (and the timer that
 //!   refreshes costly gauges), logs and OpenTelemetry traces.
 //! - [`healthcheck`]: the `healthcheck` subcommand for container images.
@@ -33,6 +35,7 @@
 
 pub mod activity;
 pub mod app;
+pub mod booking;
 pub mod cluster;
 pub mod config;
 pub mod domain;
@@ -40,7 +43,6 @@ pub mod error;
 pub mod gauges;
 pub mod healthcheck;
 pub mod http;
-pub mod idempotency;
 pub mod keys;
 pub mod live;
 pub mod metrics;

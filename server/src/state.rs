@@ -14,8 +14,8 @@ use sqlx::PgPool;
 use crate::cluster::ActiveStrategy;
 use crate::cluster::barrier::Barrier;
 use crate::config::LockingConfig;
+use crate::booking::Bookings;
 use crate::keys::Keys;
-use crate::strategy::Strategies;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -31,7 +31,8 @@ pub struct Shared {
     pub keys: Keys,
     pub instance_id: String,
     pub service_name: String,
-    pub(crate) strategies: Strategies,
+    /// The booking service: one booking's run, from key to stored answer.
+    pub bookings: Bookings,
     /// The strategy and epoch this replica applies to every booking.
     pub active: Arc<ActiveStrategy>,
     /// This replica's booking gate, and the coordinator of the switches and
@@ -41,8 +42,6 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// The hold, TTLs and waits this replica books with, as `GET /admin/strategy` shows them.
     pub locking: LockingConfig,
-    /// How long idempotency keys live, and how long a request may hold one.
-    pub idempotency: crate::idempotency::Settings,
     /// Live seat changes: published after each booking, read by the seat map's streams.
     pub feed: crate::live::Feed,
     /// This replica's last minute of bookings, reported in its heartbeat.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use booking_server::app::Application;
+use booking_server::booking::Bookings;
 use booking_server::domain::StrategyName;
 use booking_lab::client::LabClient;
 use booking_lab::exercises::{self, Exercise};
@@ -137,6 +138,8 @@ pub struct TestApp {
     pub address: String,
     pub options: Options,
     pub client: reqwest::Client,
+    /// The replica's booking service, for tests that book without HTTP.
+    pub bookings: Bookings,
     cancel: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -151,8 +154,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let cancel = CancellationToken::new();
     let app = Application::build(options.serve_config(), cancel.clone()).await.expect("replica failed to build");
     let address = format!("http://{}", app.local_addr());
+    let bookings = app.bookings();
     let server = tokio::spawn(app.run_until_stopped());
-    TestApp { address, options, client: reqwest::Client::new(), cancel, server: Some(server) }
+    TestApp { address, options, client: reqwest::Client::new(), bookings, cancel, server: Some(server) }
 }
 
 impl TestApp {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod booking;
+mod booking_service;
 mod cluster;
 mod contract;
 mod events;

@@ -18,7 +18,7 @@ use super::events::{EventPath, unknown_event};
 use crate::cluster::barrier::{PauseSummary, ReplicaPause, Report};
 use crate::cluster::heartbeat::{Replica, live_replicas};
 use crate::domain::{Applied, StrategyName};
-use crate::error::{Error, ErrorBody, Result};
+use super::error::{Error, ErrorBody, Result};
 use crate::live::Change;
 use crate::state::AppState;
 use crate::storage::{self, DoubleBooking, Event, Stats};
@@ -418,7 +418,7 @@ async fn change_event(state: &AppState, event_id: i64, change: EventChange) -> R
         .change(
             |current| current.name,
             async |tx: &mut sqlx::PgConnection| {
-                state.strategies.clear_locks(event_id).await?;
+                state.bookings.strategies().clear_locks(event_id).await?;
                 match change {
                     EventChange::Reset => storage::reset_event(tx, event_id).await?,
                     EventChange::Delete => storage::delete_event(tx, event_id).await?,
@@ -428,4 +428,5 @@ async fn change_event(state: &AppState, event_id: i64, change: EventChange) -> R
         )
         .await
         .inspect(|_| state.feed.publish(Change::Reset { event_id }))
+        .map_err(Error::from)
 }

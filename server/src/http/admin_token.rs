@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use crate::error::Error;
+use super::error::Error;
 
 /// The token admin requests must carry; `None` leaves admin open.
 #[derive(Clone, Default)]

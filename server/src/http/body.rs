@@ -24,7 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use crate::error::Error;
+use super::error::Error;
 
 /// The most of an over-limit body read (and dropped) to answer it cleanly.
 const DRAIN_BYTES: usize = 1024 * 1024;

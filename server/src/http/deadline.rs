@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::Error;
+use super::error::Error;
 
 pub(super) async fn enforce(State(deadline): State<Duration>, request: Request, next: Next) -> Response {
     // A seat stream is meant to stay open (it sends keep-alives instead).

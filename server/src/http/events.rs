@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{Error, ErrorBody, Result};
+use super::error::{Error, ErrorBody, Result};
 use crate::state::AppState;
 use crate::storage::{self, Event, Holder, Seat};
 

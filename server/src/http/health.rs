@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::StrategyName;
-use crate::error::{Error, ErrorBody};
+use super::error::{Error, ErrorBody};
 use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);

@@ -25,6 +25,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     crate::metrics::db_pool("other", size - idle, idle);
     let bookings = state.booking_db.status();
     crate::metrics::db_pool("bookings", bookings.size - bookings.available.min(bookings.size), bookings.available);
-    crate::metrics::mutex_map_size(state.strategies.tracked_mutexes());
+    crate::metrics::mutex_map_size(state.bookings.strategies().tracked_mutexes());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

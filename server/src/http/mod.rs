@@ -2,14 +2,16 @@
 //! handlers that describe themselves for the OpenAPI document
 //! (`openapi`), plus the middleware every request passes (the admin
 //! token, the deadline, the body read whole and within its limit), the
-//! listener whose connections close without a reset (`linger`), and the seat
-//! map page (`ui`).
+//! listener whose connections close without a reset (`linger`), the seat
+//! map page (`ui`), and the one error type every handler answers with
+//! (`error`).
 
 mod admin;
 mod admin_token;
 mod body;
 mod book;
 mod deadline;
+pub mod error;
 mod events;
 mod health;
 mod linger;
@@ -34,8 +36,8 @@ pub use admin_token::AdminToken;
 pub(crate) use linger::LingeringListener;
 pub use openapi::document as openapi_document;
 
-use crate::error::Error;
 use crate::state::AppState;
+use error::Error;
 
 pub(crate) static X_INSTANCE_ID: HeaderName = HeaderName::from_static("x-instance-id");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

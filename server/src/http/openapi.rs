@@ -19,7 +19,7 @@ use utoipa::openapi::{ContentBuilder, HttpMethod, ObjectBuilder, OpenApi, Ref, R
 use utoipa::Modify;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::ErrorBody;
+use super::error::ErrorBody;
 
 /// The security scheme the admin operations require when `ADMIN_TOKEN` is set.
 pub(crate) const ADMIN_SCHEME: &str = "admin_token";

@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::events::{EventPath, unknown_event};
-use crate::error::{Error, ErrorBody, Result};
+use super::error::{Error, ErrorBody, Result};
 use crate::live::Change;
 use crate::live::feed::Update;
 use crate::state::AppState;

@@ -30,7 +30,9 @@ pub enum Update {
     Resync,
 }
 
-/// This replica's end of the live seat feed.
+/// This replica's end of the live seat feed. Clones are handles to the
+/// same queue, channel and stream limit.
+#[derive(Clone)]
 pub struct Feed {
     queue: mpsc::Sender<Change>,
     updates: broadcast::Sender<Update>,

@@ -13,6 +13,13 @@ use tokio_postgres::types::ToSql;
 use super::pipelined::{Conn, DbError};
 use crate::domain::{Applied, BookingStatus};
 
+/// Reads the status the database gave a booking (see `booking_status()` in
+/// the migrations: the one place that decides "double-booked").
+fn status(row: &tokio_postgres::Row, column: usize) -> Result<BookingStatus, DbError> {
+    let status: &str = row.try_get(column)?;
+    BookingStatus::parse(status).map_err(DbError::Data)
+}
+
 /// Who is booking what, with which strategy, on which replica: everything a
 /// row in `bookings` records besides its outcome.
 #[derive(Debug, Clone, Copy)]
@@ -33,8 +40,10 @@ pub struct Attempt<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Recorded {
     pub booking_id: i64,
-    /// How many bookings now hold this seat; above 1 is a double booking.
+    /// How many bookings now hold this seat.
     pub holders: i64,
+    /// `confirmed`, or `double_booked` when `holders` is above 1.
+    pub status: BookingStatus,
 }
 
 /// What the seat must still look like for the write to go through: the only
@@ -110,13 +119,13 @@ async fn book_seat(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt:
          ), inserted AS (
              INSERT INTO bookings
                  (event_id, seat_id, customer_id, status, locking_strategy, instance_id, attempts, fencing_token)
-             SELECT $1, $2, $3, CASE WHEN seat.holders = 1 THEN 'confirmed' ELSE 'double_booked' END, $4, $5, $6, $7
+             SELECT $1, $2, $3, booking_status(seat.holders), $4, $5, $6, $7
              FROM seat
-             RETURNING id
+             RETURNING id, status
          ), linked AS (
              UPDATE idempotency_keys SET booking_id = inserted.id FROM inserted WHERE key = $8
          )
-         SELECT inserted.id, seat.holders FROM inserted, seat"
+         SELECT inserted.id, seat.holders, inserted.status FROM inserted, seat"
     );
     let epoch = epoch as i64;
     let params: [&(dyn ToSql + Sync); 10] = [
@@ -134,7 +143,7 @@ async fn book_seat(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt:
     let params = if value.is_some() { &params[..] } else { &params[..9] };
     let rows = tx.commit_with(&sql, params).await?;
     let Some(row) = rows.first() else { return Ok(None) };
-    Ok(Some(Recorded { booking_id: row.try_get(0)?, holders: row.try_get::<_, i32>(1)?.into() }))
+    Ok(Some(Recorded { booking_id: row.try_get(0)?, holders: row.try_get::<_, i32>(1)?.into(), status: status(row, 2)? }))
 }
 
 /// The booking by which `customer_id` holds the seat, if they hold it.
@@ -142,15 +151,16 @@ async fn book_seat(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt:
 pub async fn holding(conn: &mut Conn, seat_id: i64, customer_id: &str) -> Result<Option<Recorded>, DbError> {
     let held = conn
         .query_opt(
-            "SELECT b.id, (SELECT count(*) FROM bookings h WHERE h.seat_id = $1 AND h.status IN ('confirmed', 'double_booked'))
+            "SELECT id, holders, booking_status(holders) FROM (
+             SELECT b.id, (SELECT count(*) FROM bookings h WHERE h.seat_id = $1 AND h.status IN ('confirmed', 'double_booked')) AS holders
              FROM bookings b
              WHERE b.seat_id = $1 AND b.customer_id = $2 AND b.status IN ('confirmed', 'double_booked')
-             ORDER BY b.id LIMIT 1",
+             ORDER BY b.id LIMIT 1) AS held",
             &[&seat_id, &customer_id],
         )
         .await?;
     let Some(row) = held else { return Ok(None) };
-    Ok(Some(Recorded { booking_id: row.try_get(0)?, holders: row.try_get(1)? }))
+    Ok(Some(Recorded { booking_id: row.try_get(0)?, holders: row.try_get(1)?, status: status(&row, 2)? }))
 }
 
 /// Records an attempt that did not get the seat, and why.

@@ -19,8 +19,8 @@ pub async fn hold_liveness(conn: &mut PgConnection, owner: i32) -> sqlx::Result<
 pub struct KeyRecord {
     pub fingerprint: String,
     pub booking_id: Option<i64>,
-    pub status_code: Option<i32>,
-    pub response: Option<Value>,
+    /// The booking's outcome, once the request has finished.
+    pub answer: Option<Value>,
     /// Seconds since the request holding the key started.
     pub claimed_secs_ago: f64,
 }
@@ -34,7 +34,7 @@ pub async fn claim(pool: &PgPool, key: &str, fingerprint: &str, ttl_secs: u64, o
         "INSERT INTO idempotency_keys (key, fingerprint, expires_at, owner)
          VALUES ($1, $2, now() + make_interval(secs => $3), $4)
          ON CONFLICT (key) DO UPDATE
-             SET fingerprint = EXCLUDED.fingerprint, booking_id = NULL, status_code = NULL, response = NULL,
+             SET fingerprint = EXCLUDED.fingerprint, booking_id = NULL, answer = NULL,
                  claimed_at = now(), expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner
              WHERE idempotency_keys.expires_at < now()
          RETURNING key",
@@ -52,7 +52,7 @@ pub async fn claim(pool: &PgPool, key: &str, fingerprint: &str, ttl_secs: u64, o
 #[tracing::instrument(name = "db.idempotency_key", skip_all)]
 pub async fn find(pool: &PgPool, key: &str) -> sqlx::Result<Option<KeyRecord>> {
     sqlx::query_as(
-        "SELECT fingerprint, booking_id, status_code, response,
+        "SELECT fingerprint, booking_id, answer,
                 extract(epoch FROM now() - claimed_at)::FLOAT8 AS claimed_secs_ago
          FROM idempotency_keys WHERE key = $1",
     )
@@ -68,7 +68,7 @@ pub async fn find(pool: &PgPool, key: &str) -> sqlx::Result<Option<KeyRecord>> {
 pub async fn take_over(pool: &PgPool, key: &str, in_flight_secs: u64, owner: i32) -> sqlx::Result<bool> {
     let taken = sqlx::query(
         "UPDATE idempotency_keys SET claimed_at = now(), owner = $3
-         WHERE key = $1 AND status_code IS NULL AND booking_id IS NULL
+         WHERE key = $1 AND answer IS NULL AND booking_id IS NULL
            AND (claimed_at < now() - make_interval(secs => $2)
                 OR (owner IS NOT NULL AND owner <> $3 AND pg_try_advisory_xact_lock_shared($4, owner)))",
     )
@@ -81,13 +81,12 @@ pub async fn take_over(pool: &PgPool, key: &str, in_flight_secs: u64, owner: i32
     Ok(taken.rows_affected() == 1)
 }
 
-/// Records the answer the key's request got.
+/// Records what the key's request came to.
 #[tracing::instrument(name = "db.store_idempotent_answer", skip_all)]
-pub async fn store_answer(pool: &PgPool, key: &str, status_code: u16, response: &Value) -> sqlx::Result<()> {
-    sqlx::query("UPDATE idempotency_keys SET status_code = $2, response = $3 WHERE key = $1")
+pub async fn store_answer(pool: &PgPool, key: &str, answer: &Value) -> sqlx::Result<()> {
+    sqlx::query("UPDATE idempotency_keys SET answer = $2 WHERE key = $1")
         .bind(key)
-        .bind(i32::from(status_code))
-        .bind(response)
+        .bind(answer)
         .execute(pool)
         .await?;
     Ok(())
@@ -97,7 +96,7 @@ pub async fn store_answer(pool: &PgPool, key: &str, status_code: u16, response: 
 /// retry can run at once.
 #[tracing::instrument(name = "db.release_idempotency_key", skip_all)]
 pub async fn release(pool: &PgPool, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND booking_id IS NULL AND status_code IS NULL")
+    sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND booking_id IS NULL AND answer IS NULL")
         .bind(key)
         .execute(pool)
         .await?;
@@ -122,7 +121,10 @@ pub async fn expire(pool: &PgPool, batch: i64) -> sqlx::Result<u64> {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BookedRow {
     pub booking_id: i64,
+    /// Holders of the seat up to and including this booking.
     pub holders: i64,
+    /// `confirmed` or `double_booked`, as `booking_status()` decides.
+    pub status: String,
     pub locking_strategy: String,
     pub instance_id: String,
     pub attempts: i32,
@@ -131,11 +133,12 @@ pub struct BookedRow {
 
 pub async fn booked_row(conn: &mut PgConnection, booking_id: i64) -> sqlx::Result<Option<BookedRow>> {
     sqlx::query_as(
-        "SELECT b.id AS booking_id,
+        "SELECT booking_id, holders, booking_status(holders) AS status, locking_strategy, instance_id, attempts, fencing_token
+         FROM (SELECT b.id AS booking_id,
                 (SELECT count(*) FROM bookings h WHERE h.seat_id = b.seat_id AND h.status IN ('confirmed', 'double_booked')
                    AND h.id <= b.id) AS holders,
                 b.locking_strategy, b.instance_id, b.attempts, b.fencing_token
-         FROM bookings b WHERE b.id = $1",
+         FROM bookings b WHERE b.id = $1) AS booked",
     )
     .bind(booking_id)
     .fetch_optional(conn)

@@ -32,7 +32,7 @@ use tokio_postgres::{NoTls, Row};
 pub type Pool = deadpool_postgres::Pool;
 
 /// What can go wrong on the booking path's connections. `crate::error`
-/// turns an outage into a 503 that names the database.
+/// sorts an outage from a bug.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// No connection could be had: Postgres is down, or the pool stayed

@@ -25,7 +25,8 @@ use tracing::Instrument;
 pub(crate) use distributed::RELEASE as RELEASE_IF_OWNER;
 
 use crate::config::LockingConfig;
-pub use crate::domain::{Applied, Refusal, StrategyName};
+use crate::booking::IdempotencyKey;
+pub use crate::domain::{Applied, CustomerId, Refusal, SeatNumber, StrategyName};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::storage::pipelined::{Conn, Pool};
@@ -61,11 +62,11 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct Booking {
     pub event_id: i64,
-    pub seat_number: String,
-    pub customer_id: String,
+    pub seat_number: SeatNumber,
+    pub customer_id: CustomerId,
     pub instance_id: String,
     /// The client's `Idempotency-Key`, if it sent one.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// Shared by every strategy: the database, the simulated payment step, and
@@ -86,18 +87,18 @@ impl Ctx<'_> {
         storage::Attempt {
             event_id: self.booking.event_id,
             seat_id,
-            customer_id: &self.booking.customer_id,
+            customer_id: self.booking.customer_id.as_str(),
             strategy: self.strategy.as_str(),
             instance_id: &self.booking.instance_id,
             attempts: 1,
             fencing_token: None,
-            idempotency_key: self.booking.idempotency_key.as_deref(),
+            idempotency_key: self.booking.idempotency_key.as_ref().map(IdempotencyKey::as_str),
         }
     }
 
     /// Reads the seat, or answers 404 naming what does not exist.
     async fn seat(&self, conn: &mut Conn) -> Result<Seat> {
-        let seat = storage::seat(conn, self.booking.event_id, &self.booking.seat_number).await?;
+        let seat = storage::seat(conn, self.booking.event_id, self.booking.seat_number.as_str()).await?;
         match seat {
             Some(seat) => Ok(seat),
             None => Err(self.seat_not_found().await),

@@ -13,10 +13,10 @@ use std::time::Instant;
 use tokio::sync::OwnedMutexGuard;
 use tracing::Instrument;
 
-use super::{Ctx, LockingStrategy, Outcome};
+use super::{Ctx, LockingStrategy, Outcome, SeatNumber};
 use crate::error::Result;
 
-type SeatKey = (i64, String);
+type SeatKey = (i64, SeatNumber);
 
 /// One async mutex per seat that someone is booking right now.
 ///

@@ -1,4 +1,4 @@
-//! Exactly-once booking: the `Idempotency-Key` header.
+//! Exactly-once booking: the key a client sends as `Idempotency-Key`.
 //!
 //! A client that gets no answer (its replica died, the connection dropped)
 //! cannot tell whether it booked. With a key it can simply send the same
@@ -24,20 +24,15 @@
 //! ([`hold_liveness`]), which Postgres frees when the process's connections
 //! die, and a claim names the process that holds it.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::storage::idempotency as store;
-
-pub const HEADER: &str = "idempotency-key";
-/// Set on an answer that was replayed, not produced anew.
-pub const REPLAYED: &str = "idempotent-replayed";
-const MAX_LEN: usize = 255;
 
 /// How long keys live, how long a request may hold one, and who this
 /// replica is.
@@ -53,13 +48,30 @@ pub struct Settings {
 /// (or for its owner to be found dead) before it answers `request_in_progress`.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(2);
 
-/// The key, if the request has one; 400 naming the header when it is malformed.
-pub fn key_from(headers: &HeaderMap) -> Result<Option<String>> {
-    let Some(value) = headers.get(HEADER) else { return Ok(None) };
-    let key = value.to_str().ok().filter(|key| (1..=MAX_LEN).contains(&key.len()) && key.bytes().all(|b| (0x20..=0x7e).contains(&b)));
-    match key {
-        Some(key) => Ok(Some(key.to_owned())),
-        None => Err(Error::bad_request(format!("Idempotency-Key must be 1 to {MAX_LEN} printable ASCII characters"))),
+/// A client's idempotency key: 1 to [`IdempotencyKey::MAX_LEN`] printable
+/// ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(key: &str) -> Result<Self, String> {
+        if (1..=Self::MAX_LEN).contains(&key.len()) && key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            Ok(Self(key.to_owned()))
+        } else {
+            Err(format!("Idempotency-Key must be 1 to {} printable ASCII characters", Self::MAX_LEN))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -68,8 +80,8 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>> {
 pub enum Claimed {
     /// It holds the key: book.
     Proceed,
-    /// The key already has an answer: send it again.
-    Replay { status: u16, body: Value },
+    /// The key already has an answer (a stored [`super::Answer`]): send it again.
+    Replay { answer: Value },
     /// The key booked, but its request died before its answer was stored.
     Booked { booking_id: i64 },
     /// Another request holds the key right now.
@@ -92,8 +104,8 @@ pub async fn claim(db: &PgPool, key: &str, fingerprint: &str, settings: Settings
             if record.fingerprint != fingerprint {
                 return Ok(Claimed::Mismatch);
             }
-            if let (Some(status), Some(body)) = (record.status_code, record.response) {
-                return Ok(Claimed::Replay { status: status as u16, body });
+            if let Some(answer) = record.answer {
+                return Ok(Claimed::Replay { answer });
             }
             if let Some(booking_id) = record.booking_id {
                 return Ok(Claimed::Booked { booking_id });
@@ -169,24 +181,15 @@ pub async fn expire_keys(db: PgPool, cancel: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderMap, HeaderValue};
-
-    use super::*;
-
-    fn with_key(value: &[u8]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER, HeaderValue::from_bytes(value).unwrap());
-        headers
-    }
+    use super::IdempotencyKey;
 
     #[test]
     fn keys_are_1_to_255_printable_ascii_characters() {
-        assert_eq!(key_from(&HeaderMap::new()).unwrap(), None);
-        assert_eq!(key_from(&with_key(b"order-42 retry")).unwrap().as_deref(), Some("order-42 retry"));
-        assert!(key_from(&with_key("k".repeat(255).as_bytes())).unwrap().is_some());
-        for bad in [b"".to_vec(), "k".repeat(256).into_bytes(), b"tab\there".to_vec(), "caf\u{e9}".as_bytes().to_vec()] {
-            let error = key_from(&with_key(&bad)).unwrap_err();
-            assert!(error.to_string().contains("Idempotency-Key"), "{error}");
+        assert_eq!(IdempotencyKey::parse("order-42 retry").unwrap().as_str(), "order-42 retry");
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in ["".to_owned(), "k".repeat(256), "tab\there".to_owned(), "caf\u{e9}".to_owned()] {
+            let error = IdempotencyKey::parse(&bad).unwrap_err();
+            assert!(error.contains("Idempotency-Key"), "{error}");
         }
     }
 }
