@@ -21,7 +21,8 @@ use crate::domain::{Applied, StrategyName};
 use super::error::{Error, ErrorBody, Result};
 use crate::live::Change;
 use crate::state::AppState;
-use crate::storage::{self, DoubleBooking, Event, Stats};
+use super::rows::{self, DoubleBooking, Event, Stats};
+use crate::storage;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -233,7 +234,7 @@ struct DoubleBookings {
 async fn double_bookings(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<DoubleBookings>> {
     let Query(query) = query?;
     let found = storage::double_bookings(&state.db, query.event_id).await?;
-    Ok(Json(DoubleBookings { count: found.len(), double_bookings: found }))
+    Ok(Json(DoubleBookings { count: found.len(), double_bookings: rows::all(found) }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -257,7 +258,7 @@ struct StatsAnswer {
 async fn stats(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<StatsAnswer>> {
     let Query(query) = query?;
     let stats = storage::stats(&state.db, query.event_id).await?;
-    Ok(Json(StatsAnswer { stats, current_strategy: state.active.current().name, instance: state.instance_id.clone() }))
+    Ok(Json(StatsAnswer { stats: stats.into(), current_strategy: state.active.current().name, instance: state.instance_id.clone() }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -379,7 +380,7 @@ async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEve
         return Err(Error::bad_request(format!("rows × seats_per_row must be at most {MAX_SEATS} seats")));
     }
     let created = storage::create_event(&state.db, name, venue, event.rows, event.seats_per_row).await?;
-    Ok((StatusCode::CREATED, Json(Created { event: created })))
+    Ok((StatusCode::CREATED, Json(Created { event: created.into() })))
 }
 
 /// Deletes an event with its seats, bookings and locks, behind the barrier.

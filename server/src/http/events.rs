@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 
 use super::error::{Error, ErrorBody, Result};
 use crate::state::AppState;
-use crate::storage::{self, Event, Holder, Seat};
+use super::rows::{self, Event, Holder, Seat};
+use crate::storage;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(event)).routes(routes!(seats))
@@ -56,12 +57,12 @@ struct SeatSummary {
 )]
 async fn event(State(state): State<AppState>, id: Result<Path<EventPath>, PathRejection>) -> Result<Json<EventAnswer>> {
     let Path(EventPath { id: event_id }) = id?;
-    let event = storage::event(&state.db, event_id).await?.ok_or_else(|| unknown_event(event_id))?;
-    let seats = storage::seats(&state.db, event_id, false).await?;
+    let event = storage::event(&state.db, event_id).await?.ok_or_else(|| unknown_event(event_id))?.into();
+    let seats: Vec<Seat> = rows::all(storage::seats(&state.db, event_id, false).await?);
     let booked = seats.iter().filter(|seat| seat.is_booked).count();
     let available = seats.len() - booked;
     crate::metrics::available_seats(event_id, available as i64);
-    let holders = storage::holders(&state.db, event_id).await?;
+    let holders = rows::all(storage::holders(&state.db, event_id).await?);
     Ok(Json(EventAnswer { event, seats: SeatSummary { total: seats.len(), available, booked, details: seats }, holders }))
 }
 
@@ -98,7 +99,7 @@ async fn seats(
     let Path(EventPath { id: event_id }) = id?;
     let Query(query) = query?;
     storage::event(&state.db, event_id).await?.ok_or_else(|| unknown_event(event_id))?;
-    let seats = storage::seats(&state.db, event_id, query.available_only).await?;
+    let seats = rows::all(storage::seats(&state.db, event_id, query.available_only).await?);
     Ok(Json(SeatList { event_id, count: seats.len(), seats }))
 }
 

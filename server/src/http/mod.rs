@@ -17,6 +17,7 @@ mod health;
 mod linger;
 mod metrics;
 mod openapi;
+mod rows;
 mod stream;
 mod ui;
 

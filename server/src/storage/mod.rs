@@ -23,4 +23,4 @@ pub mod stats;
 
 pub use booking::{Attempt, Recorded, SeatCondition, Written, commit_booking, holding, record_failure};
 pub use seats::{Event, Holder, Seat, available_seats, holders, create_event, delete_event, event, event_exists, fence_seat, reset_event, seat, seat_for_update, seats};
-pub use stats::{DoubleBooking, Stats, double_bookings, stats};
+pub use stats::{DoubleBooking, Stats, Totals, double_bookings, stats};

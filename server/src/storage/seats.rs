@@ -1,12 +1,11 @@
 //! Seats and events: reading them, and creating, resetting and deleting events.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use super::pipelined::{Conn, DbError};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Event {
     pub id: i64,
     pub name: String,
@@ -15,7 +14,7 @@ pub struct Event {
     pub total_seats: i32,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Seat {
     pub id: i64,
     pub event_id: i64,
@@ -74,7 +73,7 @@ pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::
 }
 
 /// A booking that holds a seat: the seat map shows who, and which replica wrote it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Holder {
     pub seat_number: String,
     pub customer_id: String,

@@ -1,12 +1,11 @@
 //! What happened: double bookings and counts of attempts by outcome.
 
-use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::domain::BookingStatus;
 
 /// A seat that more than one booking holds.
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, sqlx::FromRow)]
 pub struct DoubleBooking {
     pub event_id: i64,
     pub seat_number: String,
@@ -31,7 +30,7 @@ pub async fn double_bookings(pool: &PgPool, event_id: Option<i64>) -> sqlx::Resu
 }
 
 /// Counts of booking attempts by outcome.
-#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default)]
 pub struct Totals {
     pub confirmed: i64,
     pub failed: i64,
@@ -43,14 +42,13 @@ pub struct Totals {
     pub retries: i64,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug)]
 pub struct StrategyTotals {
     pub strategy: String,
-    #[serde(flatten)]
     pub totals: Totals,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug)]
 pub struct Stats {
     pub totals: Totals,
     pub by_strategy: Vec<StrategyTotals>,
