@@ -3,8 +3,9 @@
 //!
 //! `spawn_app()` builds a replica on a random port and returns a [`TestApp`]
 //! with typed request helpers. Logs stay silent unless `TEST_LOG` is set.
+//! Each test's database is `database.rs`'s; the private Redis and Postgres
+//! servers that fault tests break are `../common/servers.rs`.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,12 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "../common/ports.rs"]
 pub mod ports;
-use ports::Reserved;
+#[path = "../common/servers.rs"]
+pub mod servers;
+
+pub use crate::database::{TestDatabase, count};
+use crate::database::drop_stale_databases;
+pub use servers::{PostgresServer, RedisServer};
 
 /// The Postgres server the tests share, as user postgres without a
 /// password: `TEST_DATABASE_URL` (scripts/test.sh sets it, to a private
@@ -37,7 +43,7 @@ static TRACING: Once = Once::new();
 fn init_logs() {
     TRACING.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            tracing_subscriber::fmt().with_env_filter("info,booking_service=debug").with_test_writer().init();
+            tracing_subscriber::fmt().with_env_filter("info,booking_server=debug,booking_lab=debug").with_test_writer().init();
         }
     });
 }
@@ -71,10 +77,10 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         let unique = uuid::Uuid::new_v4().simple().to_string();
-        let name = format!("booking_test_{}_{}", now_secs(), &unique[..12]);
+        let database = TestDatabase::new(&unique[..12]);
         Self {
-            database_url: format!("{}/{name}", postgres()),
-            _database: Arc::new(TestDatabase { name }),
+            database_url: database.url(),
+            _database: Arc::new(database),
             redis_url: REDIS.to_owned(),
             redlock_urls: Vec::new(),
             prefix: format!("test:{}:", &unique[..16]),
@@ -293,199 +299,3 @@ async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
-/// Runs one SQL query against the test's database and returns the first
-/// column of the first row as i64.
-pub async fn count(options: &Options, sql: &str) -> i64 {
-    let pool = sqlx::PgPool::connect(&options.database_url).await.expect("connect");
-    let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&pool).await.expect("query");
-    pool.close().await;
-    value
-}
-
-/// A private redis-server on a reserved loopback port, killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-    _reserved: Reserved,
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        let reserved = ports::reserve();
-        let mut server = Self { port: reserved.port, child: None, _reserved: reserved };
-        server.restart();
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed (apt-get install redis-server)");
-        let pid = child.id();
-        self.child = Some(child);
-        // Ours, not some other server on the port: INFO names our child's pid.
-        let client = redis::Client::open(self.url()).expect("url");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let info = client.get_connection().and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn));
-            if let Ok(info) = info {
-                assert!(info.contains(&format!("process_id:{pid}\r")), "another redis-server answers on port {}", self.port);
-                return;
-            }
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
-                panic!("redis-server on port {} exited at start: {status}", self.port);
-            }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server, as a crash would.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub async fn command(&self, args: &[&str]) -> redis::Value {
-        let client = redis::Client::open(self.url()).expect("url");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-        let mut cmd = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            cmd.arg(*arg);
-        }
-        cmd.query_async(&mut conn).await.expect("redis command")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-
-/// A test's own database, dropped with it.
-pub struct TestDatabase {
-    name: String,
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // Drop may run inside the test's runtime: do the async work on a
-        // thread (and runtime) of its own.
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&format!("{}/postgres", postgres())).await {
-                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// Test databases are named `booking_test_<unix seconds>_<random>`; those
-/// older than an hour belong to finished runs and are dropped, so repeated
-/// runs do not fill the disk.
-async fn drop_stale_databases() {
-    let Ok(pool) = sqlx::PgPool::connect(&format!("{}/postgres", postgres())).await else { return };
-    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'booking_test_%'")
-        .fetch_all(&pool)
-        .await
-        .unwrap_or_default();
-    let hour_ago = now_secs() - 3600;
-    for name in names {
-        let created = name.split('_').nth(2).and_then(|secs| secs.parse::<u64>().ok()).unwrap_or(0);
-        if created < hour_ago {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&pool).await;
-        }
-    }
-    pool.close().await;
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
-
-/// A private Postgres in a temporary folder, on a reserved port: for tests
-/// that stop the database on purpose. Stopped and removed on drop.
-pub struct PostgresServer {
-    pub port: u16,
-    dir: std::path::PathBuf,
-    _reserved: Reserved,
-}
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// Postgres refuses to run as root; as root, run its tools as `postgres`.
-fn as_postgres(program: &str, args: &[&str]) -> Command {
-    let tool = format!("{PG_BIN}/{program}");
-    let mut command = if is_root() {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--", &tool]);
-        command
-    } else {
-        Command::new(&tool)
-    };
-    command.args(args).stdout(Stdio::null()).stderr(Stdio::null());
-    command
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0).unwrap_or(false)
-}
-
-impl PostgresServer {
-    pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("booking-lab-pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            assert!(Command::new("chown").args(["-R", "postgres"]).arg(&dir).status().unwrap().success());
-        }
-        let data = dir.join("data").display().to_string();
-        let status = as_postgres("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync"]).status().expect("initdb");
-        assert!(status.success(), "initdb failed (is postgresql-15 installed?)");
-        let reserved = ports::reserve();
-        let server = Self { port: reserved.port, dir, _reserved: reserved };
-        server.restart();
-        server
-    }
-
-    pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    pub fn restart(&self) {
-        let data = self.dir.join("data").display().to_string();
-        let log = self.dir.join("log").display().to_string();
-        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
-        let status = as_postgres("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "start"]).status().expect("pg_ctl");
-        assert!(status.success(), "private postgres did not start");
-    }
-
-    /// Stops at once, as a crash would.
-    pub fn stop(&self) {
-        let data = self.dir.join("data").display().to_string();
-        let _ = as_postgres("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]).status();
-    }
-}
-
-impl Drop for PostgresServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}

@@ -1,6 +1,7 @@
 //! The API tests: every endpoint, every strategy, and the cross-replica lesson,
 //! against real Postgres and Redis.
 
+mod database;
 mod helpers;
 
 mod admin;
