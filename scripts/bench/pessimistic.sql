@@ -1,5 +1,5 @@
 -- pgbench: the `pessimistic` strategy's booking transaction, statement for
--- statement as the service runs it (src/strategy/pessimistic.rs); bench.sh
+-- statement as the service runs it (server/src/strategy/pessimistic.rs); bench.sh
 -- appends the write, write_booking.sql. The seat is picked by id here, by
 -- (event_id, seat_number) in the service: both are unique index look-ups.
 \set seat_id random(:first, :last)

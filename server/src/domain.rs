@@ -1,6 +1,6 @@
-//! The lab's vocabulary: strategy names, the cluster's epoch, seat numbers
-//! and customer ids (checked once, where they enter), booking statuses and
-//! the reasons a booking is refused.
+//! The lab's vocabulary: strategy names, the cluster's epoch, seat numbers,
+//! customer ids and idempotency keys (checked once, where they enter),
+//! booking statuses and the reasons a booking is refused.
 //!
 //! A leaf module: it imports nothing from the crate, and everything else
 //! (strategies, storage, the HTTP layer, the cluster) speaks in its terms.
@@ -197,6 +197,28 @@ impl CustomerId {
     }
 }
 
+/// A client's `Idempotency-Key`: 1 to [`IdempotencyKey::MAX_LEN`] printable
+/// ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(key: &str) -> Result<Self, String> {
+        if (1..=Self::MAX_LEN).contains(&key.len()) && key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            Ok(Self(key.to_owned()))
+        } else {
+            Err(format!("Idempotency-Key must be 1 to {} printable ASCII characters", Self::MAX_LEN))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What every checked string shares: it reads as the `str` it holds, and it
 /// is (de)serialised as that string, checked again on the way in.
 macro_rules! checked_string {
@@ -233,6 +255,7 @@ macro_rules! checked_string {
 
 checked_string!(SeatNumber);
 checked_string!(CustomerId);
+checked_string!(IdempotencyKey);
 
 /// The first characters of a bad value, for an error message.
 fn truncated(value: &str) -> String {
@@ -270,6 +293,16 @@ mod tests {
         for (bad, says) in [("", "empty"), ("   ", "empty"), (&"c".repeat(256) as &str, "at most 255"), ("al\u{7}ice", "control")] {
             let error = CustomerId::parse(bad).unwrap_err();
             assert!(error.contains(says), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn keys_are_1_to_255_printable_ascii_characters() {
+        assert_eq!(IdempotencyKey::parse("order-42 retry").unwrap().as_str(), "order-42 retry");
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in ["".to_owned(), "k".repeat(256), "tab\there".to_owned(), "caf\u{e9}".to_owned()] {
+            let error = IdempotencyKey::parse(&bad).unwrap_err();
+            assert!(error.contains("Idempotency-Key"), "{error}");
         }
     }
 

@@ -24,13 +24,13 @@
 //! ([`hold_liveness`]), which Postgres frees when the process's connections
 //! die, and a claim names the process that holds it.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::domain::IdempotencyKey;
 use crate::error::Result;
 use crate::storage::idempotency as store;
 
@@ -47,33 +47,6 @@ pub struct Settings {
 /// How long a request waits for the first request with its key to finish
 /// (or for its owner to be found dead) before it answers `request_in_progress`.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(2);
-
-/// A client's idempotency key: 1 to [`IdempotencyKey::MAX_LEN`] printable
-/// ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub const MAX_LEN: usize = 255;
-
-    pub fn parse(key: &str) -> Result<Self, String> {
-        if (1..=Self::MAX_LEN).contains(&key.len()) && key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-            Ok(Self(key.to_owned()))
-        } else {
-            Err(format!("Idempotency-Key must be 1 to {} printable ASCII characters", Self::MAX_LEN))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// What a request with a key may do.
 #[derive(Debug)]
@@ -175,21 +148,6 @@ pub async fn expire_keys(db: PgPool, cancel: CancellationToken) {
                     break;
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::IdempotencyKey;
-
-    #[test]
-    fn keys_are_1_to_255_printable_ascii_characters() {
-        assert_eq!(IdempotencyKey::parse("order-42 retry").unwrap().as_str(), "order-42 retry");
-        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        for bad in ["".to_owned(), "k".repeat(256), "tab\there".to_owned(), "caf\u{e9}".to_owned()] {
-            let error = IdempotencyKey::parse(&bad).unwrap_err();
-            assert!(error.contains("Idempotency-Key"), "{error}");
         }
     }
 }

@@ -25,8 +25,7 @@ use tracing::Instrument;
 pub(crate) use distributed::RELEASE as RELEASE_IF_OWNER;
 
 use crate::config::LockingConfig;
-use crate::booking::IdempotencyKey;
-pub use crate::domain::{Applied, CustomerId, Refusal, SeatNumber, StrategyName};
+pub use crate::domain::{Applied, CustomerId, IdempotencyKey, Refusal, SeatNumber, StrategyName};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::storage::pipelined::{Conn, Pool};
