@@ -271,9 +271,14 @@ struct ClusterAnswer {
     served_by: String,
 }
 
-/// The cluster's setting (`version` is the epoch, named so on the wire since
-/// the API's first version).
+/// The cluster's strategy and the epoch it was set in.
+///
+/// The epoch (`version`) only ever grows: every strategy switch and every
+/// reset starts a new one. A booking remembers the epoch it started in, and
+/// its write commits only while that epoch is still the cluster's, so no
+/// booking can straddle a switch.
 #[derive(Serialize, ToSchema)]
+#[schema(as = Applied)]
 struct ClusterStrategy {
     name: StrategyName,
     /// The epoch: every switch and every reset starts a new one.
