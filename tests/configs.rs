@@ -107,9 +107,9 @@ fn the_seat_stream_passes_nginx_unbuffered_and_outlives_its_keep_alives() {
     assert!(compose.contains("./nginx/stream.conf:/etc/nginx/stream.conf:ro"), "Compose mounts stream.conf");
 }
 
-/// The keep-alive interval the stream handler uses (`src/http/stream.rs`).
+/// The keep-alive interval the stream handler uses (`server/src/http/stream.rs`).
 fn booking_service_keep_alive_secs() -> u64 {
-    let source = std::fs::read_to_string(root().join("src/http/stream.rs")).unwrap();
+    let source = std::fs::read_to_string(root().join("server/src/http/stream.rs")).unwrap();
     let line = source.lines().find(|line| line.contains("const KEEP_ALIVE")).expect("KEEP_ALIVE");
     line.split("from_secs(").nth(1).and_then(|rest| rest.split(')').next()).and_then(|n| n.parse().ok()).expect("seconds")
 }

@@ -129,6 +129,7 @@ impl Application {
             },
             feed: feed.clone(),
             activity: activity.clone(),
+            tasks: tokio_util::task::TaskTracker::new(),
         });
         let state = AppState(Arc::new(Shared {
             db,
@@ -196,6 +197,9 @@ impl Application {
         let router = crate::http::router(state.clone(), limits);
         axum::serve(crate::http::LingeringListener(listener), router).with_graceful_shutdown(cancel.clone().cancelled_owned()).await?;
         tracing::info!("stopped accepting; in-flight requests finished");
+        // Bookings whose clients hung up are not requests any more, but
+        // they still write and store their answers.
+        state.bookings.drain().await;
 
         cancel.cancel();
         let _ = tokio::join!(

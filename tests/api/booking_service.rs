@@ -79,3 +79,24 @@ async fn an_unknown_seat_is_an_error_not_an_answer_and_writes_nothing() {
     assert_eq!(count(&app.options, "SELECT count(*) FROM bookings").await, 0);
     assert_eq!(count(&app.options, "SELECT count(*) FROM idempotency_keys").await, 0, "the key is let go");
 }
+
+#[tokio::test]
+async fn a_booking_whose_client_hung_up_is_written_before_the_replica_stops() {
+    let app = spawn_app_with(Options { strategy: "pessimistic", hold_ms: 1500, ..Options::default() }).await;
+    let options = app.options.clone();
+    let impatient = reqwest::Client::builder().timeout(std::time::Duration::from_millis(300)).build().unwrap();
+
+    let hung_up = impatient
+        .post(format!("{}/book", app.address))
+        .json(&serde_json::json!({"event_id": 1, "seat_number": "A1", "customer_id": "alice"}))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the client gave up before the 1.5 s hold ended");
+    app.stop().await;
+
+    assert_eq!(
+        count(&options, "SELECT count(*) FROM bookings WHERE status = 'confirmed' AND customer_id = 'alice'").await,
+        1,
+        "the replica waited for the booking its client left behind"
+    );
+}

@@ -12,7 +12,8 @@
 //!
 //! Steps 2 to 7 run in a task of their own, so a booking runs to the end
 //! even if its client hangs up: it holds the gate's pass until its write is
-//! done (a switch waits for it), and its answer is stored for the retry.
+//! done (a switch waits for it), and its answer is stored for the retry. A
+//! replica that stops waits for these tasks too ([`Bookings::drain`]).
 //!
 //! Nothing here knows of HTTP: the HTTP layer parses the request into a
 //! [`Request`] and renders the [`Reply`].
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::PgPool;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use answer::{Answer, Decision};
@@ -85,6 +87,9 @@ pub(crate) struct Parts {
     pub feed: Feed,
     /// This replica's last minute of bookings.
     pub activity: Arc<Activity>,
+    /// Every booking's task: a booking whose client hung up still runs, and
+    /// shutdown waits for it ([`Bookings::drain`]) before the pools close.
+    pub tasks: TaskTracker,
 }
 
 impl Bookings {
@@ -95,6 +100,13 @@ impl Bookings {
     /// The strategies, for the admin side (clearing locks) and the gauges.
     pub(crate) fn strategies(&self) -> &Strategies {
         &self.0.strategies
+    }
+
+    /// Takes no more bookings and waits for every one under way, those whose
+    /// clients hung up included, to finish and store its answer.
+    pub async fn drain(&self) {
+        self.0.tasks.close();
+        self.0.tasks.wait().await;
     }
 
     /// How long keys live, and this replica's liveness number.
@@ -123,7 +135,7 @@ impl Bookings {
             customer = %booking.customer_id,
             instance = %booking.instance_id,
         );
-        let run = tokio::spawn(self.clone().run(applied, pass, booking).instrument(span));
+        let run = self.0.tasks.spawn(self.clone().run(applied, pass, booking).instrument(span));
         let answer = run.await.context("the booking's task failed")??;
         Ok(Reply::Answered(answer))
     }
