@@ -207,10 +207,17 @@ impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
 
     pub fn parse(key: &str) -> Result<Self, String> {
-        if (1..=Self::MAX_LEN).contains(&key.len()) && key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-            Ok(Self(key.to_owned()))
-        } else {
-            Err(format!("Idempotency-Key must be 1 to {} printable ASCII characters", Self::MAX_LEN))
+        Self::parse_bytes(key.as_bytes())
+    }
+
+    /// The key from raw bytes, as a header carries them (which need not be
+    /// UTF-8: anything but printable ASCII is refused alike).
+    pub fn parse_bytes(key: &[u8]) -> Result<Self, String> {
+        match std::str::from_utf8(key) {
+            Ok(key) if (1..=Self::MAX_LEN).contains(&key.len()) && key.bytes().all(|b| (0x20..=0x7e).contains(&b)) => {
+                Ok(Self(key.to_owned()))
+            }
+            _ => Err(format!("Idempotency-Key must be 1 to {} printable ASCII characters", Self::MAX_LEN)),
         }
     }
 
@@ -304,6 +311,8 @@ mod tests {
             let error = IdempotencyKey::parse(&bad).unwrap_err();
             assert!(error.contains("Idempotency-Key"), "{error}");
         }
+        // A header's bytes need not be UTF-8 (Latin-1 é here): refused the same way.
+        assert!(IdempotencyKey::parse_bytes(b"caf\xe9").unwrap_err().contains("printable ASCII"));
     }
 
     #[test]

@@ -151,8 +151,7 @@ impl BookRequest {
 /// it is malformed.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
     let Some(value) = headers.get(&IDEMPOTENCY_KEY) else { return Ok(None) };
-    let key = value.to_str().map_err(|_| IdempotencyKey::parse("\u{80}").unwrap_err()).and_then(IdempotencyKey::parse);
-    key.map(Some).map_err(Error::BadRequest)
+    IdempotencyKey::parse_bytes(value.as_bytes()).map(Some).map_err(Error::BadRequest)
 }
 
 /// Books a seat under the cluster's current strategy, on whichever replica
