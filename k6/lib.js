@@ -3,7 +3,7 @@ import http from 'k6/http';
 import { Counter } from 'k6/metrics';
 
 export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8000').replace(/\/$/, '');
-export const STRATEGIES = ['none', 'mutex', 'pessimistic', 'optimistic', 'distributed', 'redlock', 'fenced'];
+export const STRATEGIES = ['none', 'mutex', 'pessimistic', 'optimistic', 'distributed', 'redlock', 'fenced', 'etcd'];
 // With ADMIN_TOKEN set (as on the replicas), admin calls carry it.
 const ADMIN_AUTH = __ENV.ADMIN_TOKEN ? { Authorization: `Bearer ${__ENV.ADMIN_TOKEN}` } : {};
 export const ADMIN = { headers: ADMIN_AUTH };

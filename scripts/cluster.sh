@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The native cluster on loopback, no Docker: a private Postgres, three Redis
-# nodes, N replicas of the booking service and nginx in front of them.
+# nodes, a three-member etcd cluster, N replicas of the booking service and
+# nginx in front of them.
 #
 #   scripts/cluster.sh up [N]     start everything (N replicas, default 3)
 #   scripts/cluster.sh scale N    add or remove replicas, reload nginx, drop nothing
 #   scripts/cluster.sh status     what runs, where (and what is paused)
-#   scripts/cluster.sh logs [NAME] tail the logs (NAME: replica-2, nginx, postgres, redis-6380, ...)
+#   scripts/cluster.sh logs [NAME] tail the logs (NAME: replica-2, nginx, postgres, redis-6380, etcd-1, ...)
 #   scripts/cluster.sh down       stop what `up` started
 #
 # Break it on purpose (NAME as `status` prints it: replica-2, redis-6381,
-# postgres, nginx):
+# etcd-2, postgres, nginx):
 #   scripts/cluster.sh kill NAME     SIGKILL, as a crash would
 #   scripts/cluster.sh pause NAME    SIGSTOP: frozen, connections open (a GC pause, a VM stall)
 #   scripts/cluster.sh resume NAME   SIGCONT
@@ -18,7 +19,9 @@
 #
 # Settings (environment): LB_PORT (8000), REPLICA_PORT_BASE (8001: replicas
 # listen on 8001, 8002, ...), PG_PORT (15432), REDIS_PORTS ("6380 6381 6382";
-# the first is the main Redis, all serve Redlock), PROMETHEUS_PORT (9090),
+# the first is the main Redis, all serve Redlock), ETCD_PORTS ("2379 2389 2399":
+# the members' client ports) and ETCD_PEER_PORTS ("2380 2390 2400"; START_ETCD
+# no leaves etcd out), PROMETHEUS_PORT (9090),
 # CLUSTER_STATE (.cluster), BOOKING_BIN (default: a release build made here),
 # START_PROMETHEUS (yes; no skips it), PG_SYNCHRONOUS_COMMIT (unset: Postgres'
 # default, on: durable commits), TOKIO_WORKER_THREADS (each replica's
@@ -40,8 +43,14 @@ MAX_REPLICAS=20
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+ETCD_PORTS=${ETCD_PORTS:-2379 2389 2399}
+ETCD_PEER_PORTS=${ETCD_PEER_PORTS:-2380 2390 2400}
+
 read -r -a redis_ports <<<"$REDIS_PORTS"
 main_redis=${redis_ports[0]}
+read -r -a etcd_ports <<<"$ETCD_PORTS"
+read -r -a etcd_peer_ports <<<"$ETCD_PEER_PORTS"
+[ ${#etcd_ports[@]} = ${#etcd_peer_ports[@]} ] || { echo "error: ETCD_PORTS and ETCD_PEER_PORTS must name as many ports" >&2; exit 1; }
 
 # --- helpers ---------------------------------------------------------------
 
@@ -77,6 +86,9 @@ require_binaries() {
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=("nginx-light")
     command -v curl >/dev/null || missing+=("curl")
     if [ "${START_PROMETHEUS:-yes}" = yes ]; then command -v prometheus >/dev/null || missing+=("prometheus"); fi
+    if [ "${START_ETCD:-yes}" = yes ]; then command -v etcd >/dev/null || missing+=("etcd-server"); fi
+    # Building the service (no BOOKING_BIN) compiles etcd's protobufs.
+    if [ -z "${BOOKING_BIN:-}" ]; then command -v protoc >/dev/null || missing+=("protobuf-compiler"); fi
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             say "installing ${missing[*]}"
@@ -188,6 +200,68 @@ stop_redis() {
     done
 }
 
+# The etcd members: member N listens for clients on the Nth of ETCD_PORTS and
+# for its peers on the Nth of ETCD_PEER_PORTS, and keeps its Raft log and
+# keys in $STATE/etcd-N, so a restarted member (or all of them) comes back
+# with every revision it had.
+etcd_endpoints() {
+    local list="" port
+    for port in "${etcd_ports[@]}"; do list+="${list:+,}http://127.0.0.1:$port"; done
+    echo "$list"
+}
+
+start_etcd_member() { # start_etcd_member N
+    local n=$1 client=${etcd_ports[$(($1 - 1))]} peer=${etcd_peer_ports[$(($1 - 1))]} cluster="" i
+    pid_alive "$STATE/pids/etcd-$n.pid" && return
+    port_busy "$client" && die "port $client is taken: set ETCD_PORTS to free ports"
+    port_busy "$peer" && die "port $peer is taken: set ETCD_PEER_PORTS to free ports"
+    for i in "${!etcd_peer_ports[@]}"; do cluster+="${cluster:+,}etcd-$((i + 1))=http://127.0.0.1:${etcd_peer_ports[$i]}"; done
+    say "etcd-$n on 127.0.0.1:$client (peers on $peer)"
+    setsid etcd --name "etcd-$n" --data-dir "$STATE/etcd-$n" \
+        --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "booking-lab" \
+        --logger zap --log-outputs stderr >>"$STATE/logs/etcd-$n.log" 2>&1 </dev/null &
+    echo $! >"$STATE/pids/etcd-$n.pid"
+    # A member serves clients only once it has joined a majority; its peer
+    # port listens before that, so that the members can find each other.
+    wait_for 20 "etcd-$n" port_busy "$peer"
+}
+
+start_etcd() { # every member, then wait until the cluster has a leader
+    [ "${START_ETCD:-yes}" = yes ] || return 0
+    local n
+    for n in $(seq 1 ${#etcd_ports[@]}); do start_etcd_member "$n"; done
+    wait_for 30 "an etcd leader" etcd_healthy
+}
+
+etcd_healthy() { curl -fsS "http://127.0.0.1:${etcd_ports[0]}/health" | grep -q '"health":"true"'; }
+
+stop_etcd_member() { # stop_etcd_member N: SIGTERM, then wait
+    local n=$1
+    local pidfile=$STATE/pids/etcd-$n.pid
+    if pid_alive "$pidfile"; then
+        say "stopping etcd-$n"
+        kill -TERM "$(cat "$pidfile")"
+        for _ in $(seq 100); do pid_alive "$pidfile" || break; sleep 0.1; done
+    fi
+    rm -f "$pidfile"
+}
+
+stop_etcd() {
+    local n
+    for n in $(seq 1 ${#etcd_ports[@]}); do stop_etcd_member "$n"; done
+}
+
+etcd_role() { # etcd_role N: leader or follower, from the member's own status
+    local status
+    status=$(curl -fsS -m 2 -X POST -d '{}' "http://127.0.0.1:${etcd_ports[$(($1 - 1))]}/v3/maintenance/status" 2>/dev/null) || { echo "no answer"; return; }
+    local member leader
+    member=$(sed -E 's/.*"member_id":"([0-9]+)".*/\1/' <<<"$status")
+    leader=$(sed -nE 's/.*"leader":"([0-9]+)".*/\1/p' <<<"$status")
+    if [ -z "$leader" ]; then echo "no leader"; elif [ "$member" = "$leader" ]; then echo leader; else echo follower; fi
+}
+
 # Replica settings (every variable `booking-service serve --help` names,
 # but the ones this script sets per replica) are remembered in the state
 # folder when given to any command, and every replica starts with them: one
@@ -197,7 +271,7 @@ remember_settings() {
     local file=$STATE/replica.env name
     touch "$file" && chmod 600 "$file" # ADMIN_TOKEN may be among them
     for name in $("$(cat "$STATE/bin.path")" serve --help | grep -o 'env: [A-Z_0-9]*' | cut -d' ' -f2 | sort -u); do
-        case $name in DATABASE_URL | REDIS_URL | REDLOCK_URLS | INSTANCE_ID | LISTEN_ADDR) continue ;; esac
+        case $name in DATABASE_URL | REDIS_URL | REDLOCK_URLS | ETCD_ENDPOINTS | INSTANCE_ID | LISTEN_ADDR) continue ;; esac
         [ -n "${!name+set}" ] || continue
         grep -v "^export $name=" "$file" >"$file.new" || true
         printf 'export %s=%q\n' "$name" "${!name}" >>"$file.new"
@@ -230,6 +304,7 @@ start_replica() { # start_replica INDEX [REPLICAS]: REPLICAS (default: the clust
         DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/booking" \
         REDIS_URL="redis://127.0.0.1:$main_redis" \
         REDLOCK_URLS="$redlock" \
+        ETCD_ENDPOINTS="$(etcd_endpoints)" \
         INSTANCE_ID="replica-$i" \
         LISTEN_ADDR="127.0.0.1:$port" \
         TOKIO_WORKER_THREADS="$workers" \
@@ -244,7 +319,8 @@ wait_replica() { # wait_replica INDEX
 }
 
 stop_replica() { # stop_replica INDEX: SIGTERM, which drains in-flight requests
-    local i=$1 pidfile=$STATE/pids/replica-$i.pid
+    local i=$1
+    local pidfile=$STATE/pids/replica-$i.pid
     if pid_alive "$pidfile"; then
         say "stopping replica-$i"
         local pid
@@ -380,6 +456,7 @@ cmd_up() { # up [N]: starts what is down and leaves what runs alone
     remember_settings
     start_postgres
     start_redis
+    start_etcd
     # One replica migrates first, so the others do not queue on the migration lock.
     "$(cat "$STATE/bin.path")" migrate --database-url "postgres://postgres@127.0.0.1:$PG_PORT/booking" >/dev/null
     # Repair: a replica that crashed comes back on its own port, so nginx
@@ -407,9 +484,10 @@ component_pids() { # component_pids NAME: the process and, for postgres and ngin
     case "$name" in
         replica-[0-9]*) pidfile=$STATE/pids/$name.pid ;;
         redis-[0-9]*) pidfile=$STATE/pids/$name.pid ;;
+        etcd-[0-9]*) pidfile=$STATE/pids/$name.pid ;;
         postgres) pidfile=$STATE/pids/postgres.pid ;;
         nginx) pidfile=$STATE/nginx/nginx.pid ;;
-        *) die "unknown component '$name': use a NAME that status prints (replica-2, redis-${redis_ports[1]:-6381}, postgres, nginx)" ;;
+        *) die "unknown component '$name': use a NAME that status prints (replica-2, redis-${redis_ports[1]:-6381}, etcd-2, postgres, nginx)" ;;
     esac
     pid_alive "$pidfile" || die "$name is not running (scripts/cluster.sh status)"
     pid=$(cat "$pidfile")
@@ -457,9 +535,13 @@ cmd_stop() { # cmd_stop NAME: graceful
             for _ in $(seq 50); do pid_alive "$STATE/pids/$name.pid" || break; sleep 0.1; done
             rm -f "$STATE/pids/$name.pid"
             ;;
+        etcd-[0-9]*)
+            pid_alive "$STATE/pids/$name.pid" || die "$name is not running"
+            stop_etcd_member "${name#etcd-}"
+            ;;
         postgres) stop_postgres ;;
         nginx) stop_nginx ;;
-        *) die "usage: scripts/cluster.sh stop NAME (replica-N, redis-PORT, postgres, nginx)" ;;
+        *) die "usage: scripts/cluster.sh stop NAME (replica-N, redis-PORT, etcd-N, postgres, nginx)" ;;
     esac
     say "stopped $name; scripts/cluster.sh start $name (or up) brings it back"
 }
@@ -479,9 +561,14 @@ cmd_start() { # cmd_start NAME
             [[ " ${redis_ports[*]} " == *" ${name#redis-} "* ]] || die "$name is not one of the cluster's Redis nodes (${redis_ports[*]})"
             start_redis
             ;;
+        etcd-[0-9]*)
+            i=${name#etcd-}
+            [[ "$i" =~ ^[0-9]+$ ]] && [ "$i" -ge 1 ] && [ "$i" -le ${#etcd_ports[@]} ] || die "$name is not one of the cluster's etcd members (etcd-1 to etcd-${#etcd_ports[@]})"
+            start_etcd_member "$i"
+            ;;
         postgres) start_postgres ;;
         nginx) start_nginx ;;
-        *) die "usage: scripts/cluster.sh start NAME (replica-N, redis-PORT, postgres, nginx)" ;;
+        *) die "usage: scripts/cluster.sh start NAME (replica-N, redis-PORT, etcd-N, postgres, nginx)" ;;
     esac
     say "started $name"
 }
@@ -493,6 +580,7 @@ cmd_down() {
     for i in $(seq 1 $MAX_REPLICAS); do stop_replica "$i"; done
     echo 0 >"$STATE/replicas.count" 2>/dev/null || true
     stop_redis
+    stop_etcd
     stop_postgres
     local home
     home=$(cat "$STATE/postgres.home" 2>/dev/null || echo "$STATE")
@@ -519,6 +607,13 @@ cmd_status() {
         state=$(process_state "$STATE/pids/redis-$port.pid")
         printf '%-12s %-22s %s\n' "redis-$port" "127.0.0.1:$port" "$state"
     done
+    if [ "${START_ETCD:-yes}" = yes ] || [ -n "$(ls "$STATE"/pids/etcd-*.pid 2>/dev/null)" ]; then
+        for i in $(seq 1 ${#etcd_ports[@]}); do
+            state=$(process_state "$STATE/pids/etcd-$i.pid")
+            if [ "$state" = up ]; then state="up, $(etcd_role "$i")"; fi
+            printf '%-12s %-22s %s\n' "etcd-$i" "127.0.0.1:${etcd_ports[$((i - 1))]}" "$state"
+        done
+    fi
     for i in $(seq 1 "$(replica_count)"); do
         port=$(replica_port "$i")
         if is_paused "$STATE/pids/replica-$i.pid"; then
@@ -562,5 +657,5 @@ case "${1:-}" in
     stop) cmd_stop "${2:-}" ;;
     start) cmd_start "${2:-}" ;;
     render-nginx) mkdir -p "$STATE/logs" "$STATE/nginx"; render_nginx; write_upstreams "${2:-3}"; echo "$STATE/nginx/nginx.conf" ;;
-    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 const SERVER: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("keys", &[]),
+    ("redis_ops", &[]),
     ("config", &["domain"]),
     ("metrics", &["domain"]),
     ("activity", &["domain"]),
@@ -21,8 +22,8 @@ const SERVER: &[(&str, &[&str])] = &[
     ("error", &["storage"]),
     ("telemetry", &["config"]),
     ("healthcheck", &["config"]),
-    ("strategy", &["domain", "keys", "config", "metrics", "storage", "error"]),
-    ("cluster", &["domain", "keys", "metrics", "activity", "storage", "error", "strategy"]),
+    ("strategy", &["domain", "keys", "redis_ops", "config", "metrics", "storage", "error"]),
+    ("cluster", &["domain", "keys", "redis_ops", "metrics", "activity", "storage", "error"]),
     ("live", &["domain", "cluster"]),
     ("booking", &["domain", "metrics", "activity", "storage", "error", "strategy", "cluster", "live"]),
     ("state", &["domain", "keys", "config", "activity", "storage", "cluster", "live", "booking"]),

@@ -71,7 +71,7 @@ fn seconds(value: &str) -> Result<f64, String> {
 pub struct ExercisesConfig {
     #[command(flatten)]
     pub target: Target,
-    /// Strategies to exercise, comma separated (default: all seven).
+    /// Strategies to exercise, comma separated (default: all eight).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<StrategyName>,
     /// Concurrent bookings of the one seat, per strategy.
@@ -94,7 +94,7 @@ pub struct CompareConfig {
     pub target: Target,
     #[command(flatten)]
     pub load: Load,
-    /// Strategies to compare, comma separated (default: all seven).
+    /// Strategies to compare, comma separated (default: all eight).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<StrategyName>,
     /// Where to write comparison.json and comparison.csv.

@@ -77,7 +77,7 @@ impl Application {
         let pubsub = listener::subscribe(&redis_client, &keys.strategy_channel())
             .await
             .context("cannot subscribe to the cluster channel in Redis")?;
-        let strategies = Strategies::new(&config.locking, redis.clone(), &config.redis.redlock_nodes(), keys.clone())?;
+        let strategies = Strategies::new(&config.locking, redis.clone(), &config.redis.redlock_nodes(), &config.etcd, keys.clone()).await?;
 
         let listener =
             TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;

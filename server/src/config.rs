@@ -23,6 +23,8 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub redis: RedisConfig,
     #[command(flatten)]
+    pub etcd: EtcdConfig,
+    #[command(flatten)]
     pub locking: LockingConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
@@ -121,6 +123,15 @@ impl RedisConfig {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct EtcdConfig {
+    /// The etcd cluster's members, comma separated: the `etcd` strategy's
+    /// lock service. A replica connects lazily, so it starts (and serves
+    /// every other strategy) while etcd is down.
+    #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub etcd_endpoints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct LockingConfig {
     /// Strategy to start with when Redis holds none yet; once set, Redis wins.
     #[arg(long, env = "LOCKING_STRATEGY", default_value = "none")]
@@ -129,7 +140,9 @@ pub struct LockingConfig {
     /// milliseconds: the race window.
     #[arg(long, env = "HOLD_MS", default_value_t = 50)]
     pub hold_ms: u64,
-    /// Time-to-live of Redis locks, in milliseconds.
+    /// Time-to-live of the Redis locks, in milliseconds; the `etcd` lock's
+    /// lease is this, rounded up to whole seconds and raised to etcd's
+    /// minimum lease (2 s at etcd's default election timeout).
     #[arg(long, env = "LOCK_TTL_MS", default_value_t = 5000)]
     pub lock_ttl_ms: u64,
     /// How long to keep trying for a lock someone else holds before answering

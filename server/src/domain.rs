@@ -22,14 +22,16 @@ pub enum StrategyName {
     Distributed,
     Redlock,
     Fenced,
+    Etcd,
 }
 
 impl StrategyName {
-    pub const ALL: [StrategyName; 7] =
-        [Self::None, Self::Mutex, Self::Pessimistic, Self::Optimistic, Self::Distributed, Self::Redlock, Self::Fenced];
+    pub const ALL: [StrategyName; 8] =
+        [Self::None, Self::Mutex, Self::Pessimistic, Self::Optimistic, Self::Distributed, Self::Redlock, Self::Fenced, Self::Etcd];
 
     /// The strategies this lab teaches to hold across replicas.
-    pub const SAFE: [StrategyName; 5] = [Self::Pessimistic, Self::Optimistic, Self::Distributed, Self::Redlock, Self::Fenced];
+    pub const SAFE: [StrategyName; 6] =
+        [Self::Pessimistic, Self::Optimistic, Self::Distributed, Self::Redlock, Self::Fenced, Self::Etcd];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +42,7 @@ impl StrategyName {
             Self::Distributed => "distributed",
             Self::Redlock => "redlock",
             Self::Fenced => "fenced",
+            Self::Etcd => "etcd",
         }
     }
 

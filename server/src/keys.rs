@@ -58,6 +58,12 @@ impl Keys {
         format!("{}fence:{event_id}:*", self.prefix)
     }
 
+    /// The `etcd` lock on one seat: a key in etcd, not Redis, under the
+    /// same prefix so that each cluster (and each test) has its own.
+    pub fn etcd_lock(&self, event_id: i64, seat_number: &str) -> String {
+        format!("{}etcd-lock:{event_id}:{seat_number}", self.prefix)
+    }
+
     /// The Redlock resource for one seat, on every Redlock node.
     pub fn redlock(&self, event_id: i64, seat_number: &str) -> String {
         format!("{}redlock:{event_id}:{seat_number}", self.prefix)

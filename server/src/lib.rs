@@ -15,14 +15,14 @@
 //! - [`http`]: the HTTP API, one module per resource.
 //! - [`booking`]: one booking's run (key, gate, strategy, outcome, live
 //!   feed, stored answer), and exactly-once booking across replicas.
-//! - [`strategy`]: the seven locking strategies, one file each, behind one trait.
+//! - [`strategy`]: the eight locking strategies, one file each; the five locks on one `Lock` trait.
 //! - [`storage`]: all seat and booking SQL, which every strategy calls, and the
 //!   cluster's strategy epoch that every booking's write checks.
 //! - [`cluster`]: the switch barrier and booking gate, the pub/sub listener,
 //!   heartbeats.
 //! - [`live`]: live seat changes over Redis pub/sub, for the seat map's streams.
 //! - [`activity`]: this replica's own count of its last minute of bookings.
-//! - [`keys`]: every Redis key name.
+//! - [`keys`]: every Redis key name; [`redis_ops`]: release-if-owner and SCAN.
 //! - [`error`]: what goes wrong below the HTTP layer (not found, a clash, an
 //!   outage, a bug); `http::error` maps it to status codes.
 //! - [`metrics`], [`gauges`], [`telemetry`]: Prometheus metrics (and the timer that
@@ -46,6 +46,7 @@ pub mod http;
 pub mod keys;
 pub mod live;
 pub mod metrics;
+pub mod redis_ops;
 pub mod state;
 pub mod storage;
 pub mod strategy;

@@ -28,7 +28,7 @@ pub mod servers;
 
 pub use crate::database::{TestDatabase, count};
 use crate::database::drop_stale_databases;
-pub use servers::{PostgresServer, RedisServer};
+pub use servers::{EtcdServer, PostgresServer, RedisServer};
 
 /// The Postgres server the tests share, as user postgres without a
 /// password: `TEST_DATABASE_URL` (scripts/test.sh sets it, to a private
@@ -55,6 +55,9 @@ pub struct Options {
     pub database_url: String,
     pub redis_url: String,
     pub redlock_urls: Vec<String>,
+    /// The `etcd` strategy's members; empty leaves the default (no etcd:
+    /// `etcd` answers 503).
+    pub etcd_urls: Vec<String>,
     pub prefix: String,
     pub instance_id: String,
     pub strategy: &'static str,
@@ -83,6 +86,7 @@ impl Default for Options {
             _database: Arc::new(database),
             redis_url: REDIS.to_owned(),
             redlock_urls: Vec::new(),
+            etcd_urls: Vec::new(),
             prefix: format!("test:{}:", &unique[..16]),
             instance_id: "replica-a".to_owned(),
             strategy: "none",
@@ -127,6 +131,9 @@ impl Options {
         ];
         if !self.redlock_urls.is_empty() {
             args.push(format!("--redlock-urls={}", self.redlock_urls.join(",")));
+        }
+        if !self.etcd_urls.is_empty() {
+            args.push(format!("--etcd-endpoints={}", self.etcd_urls.join(",")));
         }
         ServeArgs::parse_from(args).serve
     }

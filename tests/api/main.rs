@@ -14,6 +14,7 @@ mod faults;
 mod health;
 mod idempotency;
 mod integrity;
+mod locks;
 mod pipelined;
 mod races;
 mod seat_stream;

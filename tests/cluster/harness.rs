@@ -36,9 +36,11 @@ impl NativeCluster {
         let state = std::env::temp_dir().join(format!("booking-lab-test-{}", uuid::Uuid::new_v4().simple()));
         let mut ports = ports::reserve_range(10);
         let replica_port_base = ports[0].port;
-        ports.extend((0..6).map(|_| ports::reserve()));
+        ports.extend((0..12).map(|_| ports::reserve()));
         let [lb_port, pg_port, prometheus_port, redis_a, redis_b, redis_c] = std::array::from_fn(|i| ports[10 + i].port);
         let redis_ports = [redis_a, redis_b, redis_c];
+        let etcd_ports: [u16; 3] = std::array::from_fn(|i| ports[16 + i].port);
+        let etcd_peer_ports: [u16; 3] = std::array::from_fn(|i| ports[19 + i].port);
         let mut env = vec![
             ("CLUSTER_STATE".to_owned(), state.display().to_string()),
             ("LB_PORT".to_owned(), lb_port.to_string()),
@@ -46,6 +48,8 @@ impl NativeCluster {
             ("PG_PORT".to_owned(), pg_port.to_string()),
             ("REDIS_PORTS".to_owned(), redis_ports.map(|port| port.to_string()).join(" ")),
             ("PROMETHEUS_PORT".to_owned(), prometheus_port.to_string()),
+            ("ETCD_PORTS".to_owned(), etcd_ports.map(|port| port.to_string()).join(" ")),
+            ("ETCD_PEER_PORTS".to_owned(), etcd_peer_ports.map(|port| port.to_string()).join(" ")),
             ("BOOKING_BIN".to_owned(), env!("CARGO_BIN_EXE_booking-service").to_owned()),
             ("HOLD_MS".to_owned(), "200".to_owned()),
             ("RUST_LOG".to_owned(), "warn".to_owned()),

@@ -147,3 +147,67 @@ impl Drop for PostgresServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A private single-member etcd on reserved loopback ports, its data in a
+/// temporary folder; killed and removed on drop.
+pub struct EtcdServer {
+    pub port: u16,
+    child: Child,
+    data: std::path::PathBuf,
+    _reserved: [Reserved; 2],
+}
+
+impl EtcdServer {
+    pub fn start() -> Self {
+        let (client, peer) = (ports::reserve(), ports::reserve());
+        let data = std::env::temp_dir().join(format!("booking-lab-etcd-{}", client.port));
+        let _ = std::fs::remove_dir_all(&data);
+        let client_url = format!("http://127.0.0.1:{}", client.port);
+        let peer_url = format!("http://127.0.0.1:{}", peer.port);
+        let child = Command::new("etcd")
+            .args(["--name", "solo", "--data-dir", &data.display().to_string()])
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("solo={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd is not installed (apt-get install etcd-server)");
+        let mut server = Self { port: client.port, child, data, _reserved: [client, peer] };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let health = format!("127.0.0.1:{}", server.port);
+        loop {
+            if http_get(&health, "/health").is_some_and(|body| body.contains("\"health\":\"true\"")) {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("etcd on port {} exited at start: {status}", server.port);
+            }
+            assert!(Instant::now() < deadline, "etcd on port {} did not become healthy", server.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback; the body, or `None` when nothing answers.
+fn http_get(address: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}

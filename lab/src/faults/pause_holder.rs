@@ -36,7 +36,10 @@ pub async fn run(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     ensure!(lab.replicas.len() >= 2, "pause-holder needs two replicas: scripts/cluster.sh up 3");
     let settings = lab.replicas[0].get("/admin/strategy").await?;
     let hold = Duration::from_millis(settings["hold_ms"].as_u64().unwrap_or(0));
-    let ttl = Duration::from_millis(settings["lock_ttl_ms"].as_u64().unwrap_or(5000));
+    let redis_ttl = Duration::from_millis(settings["lock_ttl_ms"].as_u64().unwrap_or(5000));
+    // etcd's lease is whole seconds, at least 2; its leader revokes an
+    // expired lease within about half a second more.
+    let etcd_lease = Duration::from_millis(settings["etcd_lease_ms"].as_u64().unwrap_or(2000)) + Duration::from_millis(800);
     ensure!(
         hold >= Duration::from_millis(200),
         "pause-holder freezes a replica in the middle of its hold, which is {} ms: start the cluster with a longer one \
@@ -45,12 +48,13 @@ pub async fn run(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     );
     let event = create_event(&lab.lb, "fault lab: pause-holder").await?;
     let head_start = hold + SECOND_MARGIN;
-    let frozen_for = ttl + Duration::from_millis(200) + head_start;
 
     let mut rows = Vec::new();
     for (index, strategy) in StrategyName::ALL.into_iter().enumerate() {
         lab.lb.set_strategy(strategy.as_str()).await?;
         let seat = crate::load::seat_name(index, 100, 200);
+        let ttl = if strategy == StrategyName::Etcd { etcd_lease } else { redis_ttl };
+        let frozen_for = ttl + Duration::from_millis(200) + head_start;
 
         let holder = tokio::spawn({
             let (client, seat) = (lab.replicas[0].clone(), seat.clone());
@@ -78,7 +82,12 @@ pub async fn run(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         let (verdict, as_taught) = verdict(strategy, &holder, &second, holders, second_took);
         rows.push(Row {
             strategy: strategy.to_string(),
-            injected: format!("replica-1 frozen {} ms holding {seat} (TTL {} ms)", frozen_for.as_millis(), ttl.as_millis()),
+            injected: format!(
+                "replica-1 frozen {} ms holding {seat} ({} {} ms)",
+                frozen_for.as_millis(),
+                if strategy == StrategyName::Etcd { "lease + revocation" } else { "TTL" },
+                ttl.as_millis()
+            ),
             clients_told: format!("holder: {}; second: {} after {} ms", told(&holder), told(&second), second_took.as_millis()),
             database_holds: format!("{holders} holder(s)"),
             verdict,
@@ -108,6 +117,12 @@ fn verdict(
         ),
         StrategyName::Fenced => (
             "safe: the frozen holder's write carried a stale fencing token and was refused".into(),
+            holders == 1 && booked(second) && refused_with(holder).as_deref() == Some("stale_token"),
+        ),
+        StrategyName::Etcd => (
+            "safe: the frozen holder's lease ran out; its token (the revision that created its lock key) was older than \
+             the second holder's, and the seat refused it"
+                .into(),
             holders == 1 && booked(second) && refused_with(holder).as_deref() == Some("stale_token"),
         ),
         StrategyName::Optimistic => (

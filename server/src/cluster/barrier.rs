@@ -41,7 +41,7 @@ use crate::domain::{Applied, StrategyName};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::storage::epoch;
-use crate::strategy::RELEASE_IF_OWNER;
+use crate::redis_ops::release_if_owner;
 
 /// How often the coordinator looks for acknowledgements.
 const POLL: Duration = Duration::from_millis(2);
@@ -340,9 +340,7 @@ impl Barrier {
     }
 
     async fn unlock(&self, switch_id: &str) {
-        let released: redis::RedisResult<i64> =
-            redis::Script::new(RELEASE_IF_OWNER).key(self.keys.switch_lock()).arg(switch_id).invoke_async(&mut self.redis.clone()).await;
-        if let Err(error) = released {
+        if let Err(error) = release_if_owner(&mut self.redis.clone(), &self.keys.switch_lock(), switch_id).await {
             tracing::warn!(%error, "could not release the switch lock; it expires with its TTL");
         }
     }

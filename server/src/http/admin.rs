@@ -44,7 +44,11 @@ struct StrategyAnswer {
     instance: String,
     /// How long a booking holds its lock (or row) before writing, widening the race on purpose.
     hold_ms: u64,
+    /// Time-to-live of the Redis locks.
     lock_ttl_ms: u64,
+    /// The `etcd` lock's lease: `lock_ttl_ms` in whole seconds, at least
+    /// etcd's minimum of 2 s.
+    etcd_lease_ms: u64,
     lock_wait_ms: u64,
 }
 
@@ -62,6 +66,7 @@ async fn strategy(State(state): State<AppState>) -> Json<StrategyAnswer> {
         instance: state.instance_id.clone(),
         hold_ms: locking.hold_ms,
         lock_ttl_ms: locking.lock_ttl_ms,
+        etcd_lease_ms: state.bookings.strategies().etcd_lease_ms(),
         lock_wait_ms: locking.lock_wait_ms,
     })
 }

@@ -1,33 +1,25 @@
 //! `distributed`: one lock in one Redis, shared by every replica.
 //!
-//! Acquire with `SET key token NX PX ttl`: only one request at a time gets the
-//! key, on whichever replica it runs. Release with a Lua script that deletes
-//! the key only if it still holds our token, in one atomic step; a GET followed
-//! by a DEL could delete a lock that expired and was taken by someone else in
-//! between.
+//! Acquire with `SET key owner NX PX ttl`: only one request at a time gets
+//! the key, on whichever replica it runs. Release deletes the key only if it
+//! still holds our owner token, in one atomic step
+//! ([`crate::redis_ops::release_if_owner`]).
 //!
 //! The weakness this lab shows: if the holder outlives the TTL (a long pause,
 //! a slow payment), the key expires, a second request takes the lock, and both
-//! write. The `fenced` strategy closes that hole.
+//! write. The `fenced` and `etcd` strategies close that hole.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
-use tracing::Instrument;
 
-use super::{Ctx, LockingStrategy, Outcome, Refusal, retry_until};
+use super::lock::Lock;
+use super::{Ctx, retry_until};
 use crate::config::LockingConfig;
 use crate::error::Result;
 use crate::keys::Keys;
-
-/// Deletes the lock only if it still holds the caller's token.
-pub(crate) const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
+use crate::redis_ops::{release_if_owner, scan};
 
 #[derive(Clone)]
 pub(crate) struct RedisLock {
@@ -37,41 +29,24 @@ pub(crate) struct RedisLock {
     pub(super) wait: Duration,
 }
 
+/// A held Redis lock: its key, and the owner token only this holder knows.
+pub(crate) struct RedisHold {
+    pub(super) key: String,
+    pub(super) owner: String,
+}
+
 impl RedisLock {
     pub(crate) fn new(redis: ConnectionManager, keys: Keys, config: &LockingConfig) -> Self {
         Self { redis, keys, ttl: config.lock_ttl(), wait: config.lock_wait() }
     }
 
-    /// Tries for the lock until the configured wait has passed; `None` when
-    /// someone else held it throughout.
-    async fn acquire(&self, key: &str) -> Result<Option<String>> {
-        let token = uuid::Uuid::new_v4().to_string();
-        let ttl_ms = self.ttl.as_millis() as u64;
-        retry_until(self.wait, || async {
-            let mut redis = self.redis.clone();
-            let granted: bool = redis::cmd("SET")
-                .arg(key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async::<Option<String>>(&mut redis)
-                .await?
-                .is_some();
-            Ok(granted.then(|| token.clone()))
-        })
-        .await
-    }
-
-    /// Releases the lock if `token` still owns it. A failure is only logged:
+    /// Releases the lock if `hold` still owns it. A failure is only logged:
     /// the TTL frees the key anyway, and the booking already happened.
-    pub(super) async fn release(&self, key: &str, token: &str) {
-        let mut redis = self.redis.clone();
-        let released: redis::RedisResult<i64> = Script::new(RELEASE).key(key).arg(token).invoke_async(&mut redis).await;
-        match released {
-            Ok(1) => {}
-            Ok(_) => tracing::warn!(key, "lock had expired before release: another holder may have written"),
-            Err(error) => tracing::warn!(key, %error, "could not release lock; it expires with its TTL"),
+    pub(super) async fn release_hold(&self, hold: &RedisHold) {
+        match release_if_owner(&mut self.redis.clone(), &hold.key, &hold.owner).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(key = hold.key, "lock had expired before release: another holder may have written"),
+            Err(error) => tracing::warn!(key = hold.key, %error, "could not release lock; it expires with its TTL"),
         }
     }
 
@@ -88,29 +63,25 @@ impl RedisLock {
     }
 }
 
-/// Every key matching `pattern`, found with SCAN (never KEYS, which blocks Redis).
-pub(super) async fn scan<C: redis::aio::ConnectionLike + Send + Sync>(redis: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>> {
-    let mut found = Vec::new();
-    let mut keys = redis.scan_match::<_, String>(pattern).await?;
-    while let Some(key) = keys.next_item().await {
-        found.push(key?);
-    }
-    Ok(found)
-}
+impl Lock for RedisLock {
+    const KIND: &'static str = "redis";
+    type Held = RedisHold;
 
-impl LockingStrategy for RedisLock {
-    async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
+    /// Tries `SET NX PX` until the configured wait has passed.
+    async fn acquire(&self, ctx: &Ctx<'_>) -> Result<Option<RedisHold>> {
         let key = self.keys.lock(ctx.booking.event_id, &ctx.booking.seat_number);
-        let started = Instant::now();
-        let Some(token) = self.acquire(&key).instrument(tracing::info_span!("lock.acquire", lock = "redis")).await? else {
-            crate::metrics::lock_contended(ctx.strategy);
-            return ctx.refuse_unread(Refusal::LockBusy).await;
-        };
-        let acquired = Instant::now();
-        crate::metrics::lock_acquired(ctx.strategy, acquired - started);
-        let outcome = ctx.read_hold_write().await;
-        self.release(&key, &token).instrument(tracing::info_span!("lock.release", lock = "redis")).await;
-        crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
-        outcome
+        let owner = uuid::Uuid::new_v4().to_string();
+        let ttl_ms = self.ttl.as_millis() as u64;
+        let granted = retry_until(self.wait, || async {
+            let mut redis = self.redis.clone();
+            let set: Option<String> = redis::cmd("SET").arg(&key).arg(&owner).arg("NX").arg("PX").arg(ttl_ms).query_async(&mut redis).await?;
+            Ok(set.map(|_| ()))
+        })
+        .await?;
+        Ok(granted.map(|()| RedisHold { key, owner }))
+    }
+
+    async fn release(&self, held: RedisHold) {
+        self.release_hold(&held).await;
     }
 }

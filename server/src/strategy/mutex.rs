@@ -8,12 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
 use tokio::sync::OwnedMutexGuard;
-use tracing::Instrument;
 
-use super::{Ctx, LockingStrategy, Outcome, SeatNumber};
+use super::lock::Lock;
+use super::{Ctx, SeatNumber};
 use crate::error::Result;
 
 type SeatKey = (i64, SeatNumber);
@@ -30,7 +28,7 @@ pub(crate) struct SeatMutexes {
 }
 
 /// Holds one seat's mutex; on drop, removes the entry if nobody else wants it.
-struct SeatGuard {
+pub(crate) struct SeatGuard {
     guard: Option<OwnedMutexGuard<()>>,
     key: SeatKey,
     seats: Arc<Mutex<HashMap<SeatKey, Arc<tokio::sync::Mutex<()>>>>>,
@@ -62,16 +60,16 @@ impl Drop for SeatGuard {
     }
 }
 
-impl LockingStrategy for SeatMutexes {
-    async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
-        let started = Instant::now();
-        let key = (ctx.booking.event_id, ctx.booking.seat_number.clone());
-        let guard = self.lock(key).instrument(tracing::info_span!("lock.acquire", lock = "in-process mutex")).await;
-        let acquired = Instant::now();
-        crate::metrics::lock_acquired(ctx.strategy, acquired - started);
-        let outcome = ctx.read_hold_write().await;
-        drop(guard);
-        crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
-        outcome
+impl Lock for SeatMutexes {
+    const KIND: &'static str = "in-process mutex";
+    type Held = SeatGuard;
+
+    /// Waits for the seat's mutex on this replica; never busy, never down.
+    async fn acquire(&self, ctx: &Ctx<'_>) -> Result<Option<SeatGuard>> {
+        Ok(Some(self.lock((ctx.booking.event_id, ctx.booking.seat_number.clone())).await))
+    }
+
+    async fn release(&self, held: SeatGuard) {
+        drop(held);
     }
 }

@@ -8,16 +8,16 @@
 //! module only uses the bounded `lock()` under a deadline of its own, and
 //! always attempts the release, whatever the booking did.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rslock::{LockError, LockManager};
-use tracing::Instrument;
 
-use super::distributed::scan;
-use super::{Ctx, LockingStrategy, Outcome, Refusal};
+use super::Ctx;
+use super::lock::Lock;
 use crate::config::LockingConfig;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::redis_ops::scan;
 
 /// Pause between two rounds of asking every node, when a lock wait is configured.
 const RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -63,9 +63,9 @@ impl Redlock {
         futures_util::future::join_all(pings).await.into_iter().filter(|up| *up).count()
     }
 
-    /// Lock refused: busy if a quorum is reachable (someone else holds it),
-    /// otherwise the lock service itself is unavailable.
-    async fn refused(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
+    /// Lock refused: busy (`Ok(None)`) if a quorum is reachable (someone
+    /// else holds it), otherwise the lock service itself is unavailable.
+    async fn refused(&self) -> Result<Option<rslock::Lock>> {
         let reachable = self.reachable_nodes().await;
         crate::metrics::redlock_nodes_reachable(reachable);
         if reachable < self.quorum() {
@@ -74,8 +74,7 @@ impl Redlock {
                 detail: format!("only {reachable} of {} Redis nodes reachable, {} needed", self.nodes.len(), self.quorum()),
             });
         }
-        crate::metrics::lock_contended(ctx.strategy);
-        ctx.refuse_unread(Refusal::LockBusy).await
+        Ok(None)
     }
 
     /// Deletes the event's Redlock keys on every node that answers.
@@ -105,26 +104,22 @@ fn node_config() -> redis::AsyncConnectionConfig {
         .set_response_timeout(Some(NODE_TIMEOUT))
 }
 
-impl LockingStrategy for Redlock {
-    async fn book(&self, ctx: &Ctx<'_>) -> Result<Outcome> {
+impl Lock for Redlock {
+    const KIND: &'static str = "redlock";
+    type Held = rslock::Lock;
+
+    async fn acquire(&self, ctx: &Ctx<'_>) -> Result<Option<rslock::Lock>> {
         let resource = self.keys.redlock(ctx.booking.event_id, &ctx.booking.seat_number);
-        let started = Instant::now();
-        let acquire = tokio::time::timeout(self.deadline, self.manager.lock(resource.as_bytes(), self.ttl))
-            .instrument(tracing::info_span!("lock.acquire", lock = "redlock", nodes = self.nodes.len()));
-        let lock = match acquire.await {
-            Ok(Ok(lock)) => lock,
-            Ok(Err(LockError::Unavailable | LockError::TtlExceeded)) | Err(_) => return self.refused(ctx).await,
-            Ok(Err(error)) => return Err(anyhow::Error::new(error).context("redlock acquisition failed").into()),
-        };
-        let acquired = Instant::now();
-        crate::metrics::lock_acquired(ctx.strategy, acquired - started);
-        let outcome = ctx.read_hold_write().await;
-        let release = tokio::time::timeout(NODE_TIMEOUT, self.manager.unlock(&lock))
-            .instrument(tracing::info_span!("lock.release", lock = "redlock"));
-        if release.await.is_err() {
-            tracing::warn!(resource, "redlock release timed out; the lock expires with its TTL");
+        match tokio::time::timeout(self.deadline, self.manager.lock(resource.as_bytes(), self.ttl)).await {
+            Ok(Ok(lock)) => Ok(Some(lock)),
+            Ok(Err(LockError::Unavailable | LockError::TtlExceeded)) | Err(_) => self.refused().await,
+            Ok(Err(error)) => Err(anyhow::Error::new(error).context("redlock acquisition failed").into()),
         }
-        crate::metrics::lock_held(ctx.strategy, acquired.elapsed());
-        outcome
+    }
+
+    async fn release(&self, held: rslock::Lock) {
+        if tokio::time::timeout(NODE_TIMEOUT, self.manager.unlock(&held)).await.is_err() {
+            tracing::warn!(resource = %String::from_utf8_lossy(&held.resource), "redlock release timed out; the lock expires with its TTL");
+        }
     }
 }
