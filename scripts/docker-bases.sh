@@ -12,10 +12,11 @@
 #                                       pip inside reach the registries)
 #   booking-lab-local/rust:1.95         that, plus gcc and this machine's Rust
 #                                       1.95 toolchain: the Dockerfile's builder
-#   postgres:15-alpine, redis:7-alpine  stand-ins for the official images,
-#                                       from Debian's postgresql-15 and
-#                                       redis-server 7, honouring the same
-#                                       environment (POSTGRES_USER, ...)
+#   postgres:15-alpine, redis:7-alpine, stand-ins for the official images,
+#   quay.io/coreos/etcd:v3.5.17         from Debian's postgresql-15,
+#                                       redis-server 7 and etcd-server 3.4,
+#                                       honouring the same environment
+#                                       (POSTGRES_USER, ...) and commands
 # Stand-ins are only tagged where no image of that name exists.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,9 +64,10 @@ if ! exists booking-lab-local/rust:1.95; then
     trap - EXIT
 fi
 
-for standin in postgres:15-alpine redis:7-alpine; do
+for standin in postgres:15-alpine redis:7-alpine quay.io/coreos/etcd:v3.5.17; do
     exists "$standin" && continue
     say "docker build $standin (a stand-in from Debian's packages)"
-    docker build -q -t "$standin" -f "$ROOT/tests/docker/${standin%%:*}.Dockerfile" "$ROOT/tests/docker" >/dev/null
+    name=${standin%%:*}
+    docker build -q -t "$standin" -f "$ROOT/tests/docker/${name##*/}.Dockerfile" "$ROOT/tests/docker" >/dev/null
 done
 say "base images ready"

@@ -183,7 +183,13 @@ fn the_compose_file_runs_three_healthy_replicas_behind_nginx_on_8000() {
     for redis in ["redis", "redis-2", "redis-3"] {
         assert!(healthcheck_test(&service(redis)).contains("redis-cli ping"), "{redis}");
     }
-    for dependency in ["postgres", "redis", "redis-2", "redis-3"] {
+    let etcd = booking["environment"]["ETCD_ENDPOINTS"].as_str().unwrap();
+    assert_eq!(etcd.split(',').count(), 3, "{etcd}");
+    for member in ["etcd-1", "etcd-2", "etcd-3"] {
+        assert!(healthcheck_test(&service(member)).contains("endpoint health"), "{member}");
+        assert!(etcd.contains(&format!("http://{member}:2379")), "{etcd}");
+    }
+    for dependency in ["postgres", "redis", "redis-2", "redis-3", "etcd-1", "etcd-2", "etcd-3"] {
         assert_eq!(booking["depends_on"][dependency]["condition"].as_str(), Some("service_healthy"), "booking waits for {dependency}");
     }
 

@@ -22,7 +22,7 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                 for strategy in ["none", "mutex", "distributed", "redlock"] {
                     assert_eq!(holders(strategy), "2 holder(s)", "{table}");
                 }
-                for strategy in ["pessimistic", "optimistic", "fenced"] {
+                for strategy in ["pessimistic", "optimistic", "fenced", "etcd"] {
                     assert_eq!(holders(strategy), "1 holder(s)", "{table}");
                 }
                 assert!(table.contains("holder: 409 stale_token"), "fenced refuses the frozen holder: {table}");
@@ -41,7 +41,7 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                 }
             }
             Scenario::PostgresRestart => {
-                assert_eq!(report.rows.len(), 7, "{table}");
+                assert_eq!(report.rows.len(), 8, "{table}");
                 assert!(report.rows.iter().all(|row| !row.clients_told.contains("×500")), "never a 500: {table}");
             }
             Scenario::PostgresCrash => {
@@ -69,8 +69,26 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                 let control = report.rows.iter().find(|row| row.strategy.contains("no keys")).unwrap();
                 assert!(!control.clients_told.contains("; 0 client-visible failure(s)"), "without keys the kill cost clients answers: {table}");
             }
+            Scenario::EtcdMinority | Scenario::EtcdMajority => {
+                let row = &report.rows[0];
+                let refused = row.clients_told.ends_with("; 0 booked while down");
+                assert_eq!(refused, scenario == Scenario::EtcdMajority, "a majority of members grants, a minority cannot: {table}");
+                assert!(row.database_holds.ends_with("all there; audit clean"), "{table}");
+            }
+            Scenario::EtcdLeader => {
+                let row = &report.rows[0];
+                assert!(row.injected.contains("(the leader) killed"), "{table}");
+                assert!(!row.clients_told.ends_with(" 0 booked before the old leader was back"), "a new leader took over: {table}");
+            }
+            Scenario::LockRestart => {
+                assert_eq!(report.rows.iter().map(|row| row.strategy.as_str()).collect::<Vec<_>>(), ["fenced", "etcd"], "{table}");
+                for row in &report.rows {
+                    assert!(row.clients_told.ends_with(", 0 stale_token"), "no seat refuses a new holder after the restart: {table}");
+                    assert!(row.database_holds.starts_with("8 of 8 seats saw a larger token"), "tokens kept rising: {table}");
+                }
+            }
             Scenario::Soak => {
-                assert_eq!(report.rows.len(), 5, "one row per safe strategy: {table}");
+                assert_eq!(report.rows.len(), 6, "one row per safe strategy: {table}");
                 for row in &report.rows {
                     assert!(row.injected.starts_with("seed "), "the seed is reported: {table}");
                     let faults: Vec<&str> = row.injected.rsplit_once("fault(s): ").unwrap().1.split(", ").collect();
@@ -82,7 +100,7 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                     ];
                     assert_eq!(kinds, [true; 4], "{}: every kind of fault at least once: {table}", row.strategy);
                     assert!(row.database_holds.ends_with(" 0 lost acknowledgement(s)"), "{table}");
-                    if matches!(row.strategy.as_str(), "pessimistic" | "optimistic" | "fenced") {
+                    if matches!(row.strategy.as_str(), "pessimistic" | "optimistic" | "fenced" | "etcd") {
                         assert!(row.database_holds.starts_with("0 double-booked"), "{table}");
                     }
                 }

@@ -1,5 +1,5 @@
 //! The project's `docker-compose.yml`, as users get it: Postgres, the three
-//! Redis nodes and three `booking` replicas start healthy, scale to five,
+//! Redis nodes, the three etcd members and three `booking` replicas start healthy, scale to five,
 //! switch strategy together, teach the lesson, and a replica killed under
 //! keyed load loses no acknowledged booking.
 
@@ -53,7 +53,7 @@ async fn the_compose_stack_starts_scales_switches_together_and_a_killed_replica_
         project: format!("booking-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
         env: vec![("HOLD_MS", "300"), ("POSTGRES_PASSWORD", "a-password-of-the-test")],
     };
-    let services = ["postgres", "redis", "redis-2", "redis-3", "booking"];
+    let services = ["postgres", "redis", "redis-2", "redis-3", "etcd-1", "etcd-2", "etcd-3", "booking"];
     let up = |extra: &[&str]| {
         let mut args = vec!["up", "-d", "--no-build", "--wait", "--wait-timeout", "180"];
         args.extend(extra);
@@ -90,6 +90,11 @@ async fn the_compose_stack_starts_scales_switches_together_and_a_killed_replica_
     let pessimistic = exercises::race(&clients, StrategyName::Pessimistic, 1, "A1", 10).await.unwrap();
     assert_eq!((pessimistic.confirmed, pessimistic.double_booked), (1, 0), "{pessimistic:?}");
     assert_eq!(stack.sql("SELECT count(*) FROM bookings WHERE status = 'confirmed' AND locking_strategy = 'pessimistic'").trim(), "1");
+    // The consensus lock, on the stack's three etcd members.
+    clients[0].set_strategy("etcd").await.unwrap();
+    clients[0].reset(1).await.unwrap();
+    let etcd = exercises::race(&clients, StrategyName::Etcd, 1, "A1", 10).await.unwrap();
+    assert_eq!((etcd.confirmed, etcd.double_booked), (1, 0), "{etcd:?}");
 
     // A replica killed under keyed load: a request it was serving is sent
     // again, with its key, to another replica; nothing acknowledged is lost.

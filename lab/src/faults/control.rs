@@ -33,6 +33,32 @@ impl Control {
         self.redis_nodes()?.into_iter().next().context("cluster.sh status lists no Redis node")
     }
 
+    /// The etcd members by the names `status` prints (`etcd-1`, ...), each
+    /// with its state (`up, leader`, `up, follower`, `down`, ...).
+    pub fn etcd_members(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let status = self.run(&["status"])?;
+        Ok(status
+            .lines()
+            .filter(|line| line.starts_with("etcd-"))
+            .filter_map(|line| {
+                let mut words = line.splitn(3, char::is_whitespace).map(str::trim).filter(|word| !word.is_empty());
+                let name = words.next()?.to_owned();
+                let _address = words.next();
+                Some((name, line.rsplit_once("  ").map_or("", |(_, state)| state).trim().to_owned()))
+            })
+            .collect())
+    }
+
+    /// The etcd member that leads right now, by its name.
+    pub fn etcd_leader(&self) -> anyhow::Result<String> {
+        let members = self.etcd_members()?;
+        members
+            .iter()
+            .find(|(_, state)| state.ends_with("leader") && !state.ends_with("no leader"))
+            .map(|(name, _)| name.clone())
+            .with_context(|| format!("no etcd member leads (cluster.sh status: {members:?})"))
+    }
+
     /// `cluster.sh ARGS`; its output, or an error with what it printed.
     pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
         let output = Command::new(&self.script)

@@ -11,10 +11,13 @@
 //! - [`outages`]: one or two Redis nodes stopped, the main Redis restarted
 //!   empty, Postgres stopped for a few seconds, a replica killed (SIGKILL),
 //!   all under load; the audit then checks every acknowledgement.
+//! - [`consensus`]: etcd members down, the etcd leader killed under load,
+//!   and every lock service restarted (`fenced`'s Redis beside etcd).
 //! - [`crashes`]: every Postgres process, or the main Redis, killed with
 //!   SIGKILL under load: what a crash (not a clean stop) leaves of the
 //!   acknowledgements.
 
+pub mod consensus;
 pub mod control;
 pub mod crashes;
 pub mod history;
@@ -43,11 +46,15 @@ pub enum Scenario {
     PostgresCrash,
     RedisCrash,
     ReplicaCrash,
+    EtcdMinority,
+    EtcdMajority,
+    EtcdLeader,
+    LockRestart,
     Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 13] = [
         Self::PauseHolder,
         Self::RedisMinority,
         Self::RedisMajority,
@@ -56,6 +63,10 @@ impl Scenario {
         Self::PostgresCrash,
         Self::RedisCrash,
         Self::ReplicaCrash,
+        Self::EtcdMinority,
+        Self::EtcdMajority,
+        Self::EtcdLeader,
+        Self::LockRestart,
         Self::Soak,
     ];
 
@@ -106,6 +117,27 @@ impl Scenario {
                  acknowledged booking lost, and no seat double-sold under pessimistic, optimistic or fenced. distributed \
                  and redlock may double-sell: a fault that stalls a lock holder past its TTL (Postgres down while it \
                  waits to write) is a pause by another name."
+            }
+            Self::EtcdMinority => {
+                "etcd is a Raft cluster: a write is answered once a majority of its members has it on disk. With one \
+                 member of three down, two are still a majority, so the etcd lock keeps granting and bookings continue."
+            }
+            Self::EtcdMajority => {
+                "With two of three members down there is no majority, so etcd grants no lease and no lock: the etcd \
+                 strategy answers 503 naming etcd and writes nothing, rather than guess. Bookings resume once a \
+                 majority is back."
+            }
+            Self::EtcdLeader => {
+                "Killing the leader costs an election, not the data: the two followers elect a new leader within a \
+                 second or two (the election timeout), bookings pause while they do, and resume without the old \
+                 leader. Nothing is double-booked or lost: every grant was on a majority's disks."
+            }
+            Self::LockRestart => {
+                "Restart the lock service and book the same seats again. fenced's token counters lived in Redis' \
+                 memory: counting again from 1, every seat stamped higher would refuse new holders (stale_token) \
+                 until the count caught up, so fenced seeds a lost counter from the seat row. etcd's token is its \
+                 revision, kept in the Raft log on disk, so it keeps rising across a restart of every member and \
+                 needs no repair."
             }
             Self::ReplicaCrash => {
                 "A replica killed mid-request takes its answers with it. Without an Idempotency-Key its clients get an \
@@ -211,6 +243,10 @@ pub async fn run(lab: &Lab, scenario: Scenario) -> anyhow::Result<Report> {
         Scenario::PostgresCrash => crashes::postgres_crash(lab).await?,
         Scenario::RedisCrash => crashes::redis_crash(lab).await?,
         Scenario::ReplicaCrash => outages::replica_crash(lab).await?,
+        Scenario::EtcdMinority => consensus::members_down(lab, false).await?,
+        Scenario::EtcdMajority => consensus::members_down(lab, true).await?,
+        Scenario::EtcdLeader => consensus::leader_killed(lab).await?,
+        Scenario::LockRestart => consensus::lock_service_restart(lab).await?,
         Scenario::Soak => soak::run(lab, lab.soak).await?,
     };
     Ok(Report { scenario, lesson: scenario.lesson(), rows })

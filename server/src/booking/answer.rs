@@ -23,7 +23,7 @@ pub struct Answer {
     pub decision: Decision,
     /// `optimistic` only: compare-and-set attempts made.
     pub attempts: Option<u32>,
-    /// `fenced` only: the fencing token the write carried.
+    /// `fenced` and `etcd` only: the fencing token the write carried.
     pub fencing_token: Option<i64>,
 }
 

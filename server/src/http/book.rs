@@ -100,7 +100,7 @@ struct Served {
     /// `optimistic` only: compare-and-set attempts made.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts: Option<u32>,
-    /// `fenced` only: the fencing token the write carried.
+    /// `fenced` and `etcd` only: the fencing token the write carried.
     #[serde(skip_serializing_if = "Option::is_none")]
     fencing_token: Option<i64>,
 }
