@@ -3,6 +3,7 @@
 # does a booking cost in CPU?
 #
 #   scripts/bench.sh            (BENCH_SECONDS=10, BENCH_CLIENTS=32, BENCH_RUNS=3)
+#   BENCH_LOCKS=yes scripts/bench.sh   also (e): the lock strategies side by side
 #
 # On a cluster of its own (ports 8100-8110, 15532, 6390-6392; stopped at the
 # end), each of BENCH_RUNS runs measures:
@@ -14,7 +15,11 @@
 #       hold 0, for the same strategies;
 # then, on a cluster of one replica, (d) wrk straight to it, `pessimistic`,
 # hold 0; and on three replicas with the 50 ms hold, (c) wrk through nginx,
-# how near the hold-bound rate (clients / 50 ms) each run gets.
+# how near the hold-bound rate (clients / 50 ms) each run gets. With
+# BENCH_LOCKS=yes, (e): wrk through nginx at hold 0 under each strategy that
+# takes a lock across replicas (distributed, redlock, fenced, etcd), with the
+# CPU its lock service spends per booking (the three Redis nodes, or the three
+# etcd members).
 # During (b), (c) and (d) it reads the CPU time of the replicas, Postgres
 # and nginx from /proc and prints it per request (µs): a figure that stays
 # put on a noisy machine. Every figure is the median of the runs; the
@@ -29,6 +34,7 @@ CLIENTS=${BENCH_CLIENTS:-32}
 RUNS=${BENCH_RUNS:-3}
 export CLUSTER_STATE=${BENCH_STATE:-$ROOT/.cluster-bench}
 export LB_PORT=8100 REPLICA_PORT_BASE=8101 PG_PORT=15532 REDIS_PORTS="6390 6391 6392" START_PROMETHEUS=no
+export ETCD_PORTS="2479 2489 2499" ETCD_PEER_PORTS="2480 2490 2500"
 export RUST_LOG=warn DATABASE_MAX_CONNECTIONS=${DATABASE_MAX_CONNECTIONS:-24}
 BASE=http://127.0.0.1:$LB_PORT
 WORK=$(mktemp -d)
@@ -95,6 +101,8 @@ group_ticks() { # group_ticks replicas|postgres|nginx
         replicas) for f in "$CLUSTER_STATE"/pids/replica-*.pid; do pids+=("$(cat "$f")"); done ;;
         postgres) local pm; pm=$(cat "$CLUSTER_STATE/pids/postgres.pid"); pids=("$pm" $(pgrep -P "$pm" || true)) ;;
         nginx) local master; master=$(cat "$CLUSTER_STATE/nginx/nginx.pid"); pids=("$master" $(pgrep -P "$master" || true)) ;;
+        redis) for f in "$CLUSTER_STATE"/pids/redis-*.pid; do pids+=("$(cat "$f")"); done ;;
+        etcd) for f in "$CLUSTER_STATE"/pids/etcd-*.pid; do pids+=("$(cat "$f")"); done ;;
     esac
     ticks_of "${pids[@]}"
 }
@@ -225,6 +233,22 @@ for run in $(seq "$RUNS"); do
     say "run $run (d) wrk straight to the one replica: pessimistic, hold 0"
     D[pessimistic]+="$(wrk_run "http://127.0.0.1:$REPLICA_PORT_BASE" pessimistic)"$'\n'
 done
+declare -A E
+if [ "${BENCH_LOCKS:-no}" = yes ]; then
+    cluster_up 0
+    for run in $(seq "$RUNS"); do
+        for strategy in distributed redlock fenced etcd; do
+            say "run $run (e) wrk through nginx: $strategy, hold 0"
+            service=redis
+            [ "$strategy" = etcd ] && service=etcd
+            s0=$(group_ticks "$service")
+            line=$(wrk_run "$BASE" "$strategy")
+            s1=$(group_ticks "$service")
+            # The lock service's CPU per booking, from the run's rate and length.
+            E[$strategy]+="$line $(awk -v s=$((s1 - s0)) -v hz="$HZ" -v rps="${line%% *}" -v t="$SECONDS_EACH" 'BEGIN {printf "%.0f", s * 1e6 / hz / (rps * t)}')"$'\n'
+        done
+    done
+fi
 cluster_up 50
 C=""
 for run in $(seq "$RUNS"); do
@@ -260,6 +284,19 @@ mapfile -t d_runs < <(lines "${D[pessimistic]}")
 row "(d) one replica alone, direct, pessimistic, hold 0" "${d_runs[@]}"
 row "(c) nginx + 3 replicas, pessimistic, hold 50 ms" "${c_runs[@]}"
 echo
+if [ "${BENCH_LOCKS:-no}" = yes ]; then
+    echo "## (e) The locks side by side: nginx + 3 replicas, hold 0, fresh seats (medians of $RUNS runs)"
+    echo
+    echo "| strategy | req/s | p50 ms | p99 ms | errors | replica CPU µs/req | Postgres CPU µs/req | lock service CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for strategy in distributed redlock fenced etcd; do
+        mapfile -t runs < <(lines "${E[$strategy]}")
+        echo "| $strategy | $(med 1 "${runs[@]}") | $(med 2 "${runs[@]}") | $(med 3 "${runs[@]}") | $(med 4 "${runs[@]}") | $(med 6 "${runs[@]}") | $(med 7 "${runs[@]}") | $(med 9 "${runs[@]}") |"
+    done
+    echo
+    echo "The lock service is the three Redis nodes for distributed, redlock and fenced (distributed and fenced use the first), and the three etcd members for etcd."
+    echo
+fi
 
 mapfile -t b_runs < <(lines "${B[pessimistic]}")
 mapfile -t a_prepared < <(lines "${A[pessimistic.prepared]}")

@@ -197,8 +197,12 @@ async fn the_seat_map_shows_the_race_live_through_nginx() {
     browser.wait_for("three replicas again", 15, "document.querySelectorAll('#replicas tr').length === 3").await;
 
     // The page switches the cluster, and every replica's label follows.
-    browser.switch_strategy("fenced").await;
-    browser.screenshot("switched-fenced").await;
+    // ...and races a seat under the consensus lock: one owner.
+    browser.switch_strategy("etcd").await;
+    let answers = browser.race("E1", 6).await;
+    assert_eq!(answers.iter().filter(|status| *status == "confirmed").count(), 1, "etcd: {answers:?}");
+    assert_eq!(answers.iter().filter(|status| *status == "double_booked").count(), 0, "etcd: {answers:?}");
+    browser.screenshot("switched-etcd").await;
     browser.quit().await;
     eprintln!("screenshots in {}", shot.parent().unwrap().display());
 }
