@@ -31,7 +31,7 @@ async fn an_unknown_strategy_is_refused_with_the_valid_names() {
     let (_, body) = app.post("/admin/strategy", json!({"strategy": "optimistik"})).await;
     assert_eq!(
         body["error"],
-        "strategy: unknown strategy 'optimistik'; valid strategies are: none, mutex, pessimistic, optimistic, distributed, redlock, fenced"
+        "strategy: unknown strategy 'optimistik'; valid strategies are: none, mutex, pessimistic, optimistic, distributed, redlock, fenced, etcd"
     );
     assert_eq!(app.strategy().await, "none");
 }
