@@ -242,8 +242,13 @@ stop_etcd_member() { # stop_etcd_member N: SIGTERM, then wait
     local pidfile=$STATE/pids/etcd-$n.pid
     if pid_alive "$pidfile"; then
         say "stopping etcd-$n"
-        kill -TERM "$(cat "$pidfile")"
+        local pid
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid"
         for _ in $(seq 100); do pid_alive "$pidfile" || break; sleep 0.1; done
+        # A member that cannot hand its leadership over in 10 s is killed.
+        kill -KILL "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$pidfile"
 }

@@ -5,11 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use super::outages::{Outage, command, under_load};
+use super::outages::{OUTAGE, Outage, command, under_load};
 use super::{Lab, Row, settled};
 use crate::client::Answer;
 use crate::load::create_event;
 use booking_server::domain::StrategyName;
+
+/// How long two members stay down. A booking asks each member in turn, up to
+/// a second each, and the survivor forwards calls to the lost leader until it
+/// notices (its election timeout): the outage outlasts a few such rounds, so
+/// that the clients see its 503s, not only a slow answer after the repair.
+const MAJORITY_DOWN: Duration = Duration::from_secs(6);
 
 /// `etcd-minority` (one member of three down) or `etcd-majority` (two down).
 pub async fn members_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<Row>> {
@@ -21,6 +27,7 @@ pub async fn members_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<Row>>
     let outage = Outage {
         what: if majority { "etcd-majority" } else { "etcd-minority" }.into(),
         stall_wal_writer: None,
+        down_for: if majority { MAJORITY_DOWN } else { OUTAGE },
         break_it: down.iter().map(|member| command(&["stop", member])).collect(),
         heal: down.iter().map(|member| command(&["start", member])).collect(),
     };
@@ -36,7 +43,12 @@ pub async fn members_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<Row>>
     };
     Ok(vec![Row {
         strategy: StrategyName::Etcd.to_string(),
-        injected: format!("{} stopped under 4 clients{}", down.join(" and "), if majority { " (the leader among them)" } else { "" }),
+        injected: format!(
+            "{} stopped {} s under 4 clients{}",
+            down.join(" and "),
+            outage.down_for.as_secs(),
+            if majority { " (the leader among them)" } else { "" }
+        ),
         clients_told: format!("{}; {} booked while down", measured.statuses(), measured.booked_during),
         database_holds: measured.audit.clone(),
         verdict: format!("{verdict}; {}", measured.recovery()),
@@ -52,6 +64,7 @@ pub async fn leader_killed(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let outage = Outage {
         what: "etcd-leader".into(),
         stall_wal_writer: None,
+        down_for: OUTAGE,
         break_it: vec![command(&["kill", &leader])],
         heal: vec![command(&["start", &leader])],
     };

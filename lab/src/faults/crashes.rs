@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::outages::{Measured, Outage, command, under_load};
+use super::outages::{Measured, OUTAGE, Outage, command, under_load};
 use super::{Lab, Row};
 use booking_server::domain::StrategyName;
 
@@ -109,6 +109,7 @@ pub async fn postgres_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let outage = Outage {
         what: "postgres-crash".into(),
         stall_wal_writer: Some(WAL_WRITER_STALL),
+        down_for: OUTAGE,
         break_it: vec![command(&["kill", "postgres"])],
         heal: vec![command(&["start", "postgres"])],
     };
@@ -162,7 +163,7 @@ pub async fn postgres_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
 /// lives in Redis. It keeps nothing on disk, so it comes back empty.
 pub async fn redis_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let main = lab.control.main_redis()?;
-    let outage = Outage { what: "redis-crash".into(), stall_wal_writer: None, break_it: vec![command(&["kill", &main])], heal: vec![command(&["start", &main])] };
+    let outage = Outage { what: "redis-crash".into(), stall_wal_writer: None, down_for: OUTAGE, break_it: vec![command(&["kill", &main])], heal: vec![command(&["start", &main])] };
     let mut rows = Vec::new();
     for strategy in [StrategyName::Distributed, StrategyName::Redlock, StrategyName::Fenced] {
         let measured = under_load(lab, strategy, 4, &outage).await?;

@@ -14,7 +14,7 @@ use crate::audit;
 use booking_server::domain::StrategyName;
 
 /// How long a backend stays down.
-const OUTAGE: Duration = Duration::from_secs(2);
+pub(super) const OUTAGE: Duration = Duration::from_secs(2);
 /// How long the load may run after the fault before the scenario gives up.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(15);
 
@@ -24,6 +24,8 @@ pub(super) struct Outage {
     /// First hold Postgres' WAL writer still for this long (see
     /// [`super::crashes`]), under load, then break it.
     pub(super) stall_wal_writer: Option<Duration>,
+    /// How long the backend stays broken before the heal.
+    pub(super) down_for: Duration,
     pub(super) break_it: Vec<Vec<String>>,
     pub(super) heal: Vec<Vec<String>>,
 }
@@ -104,7 +106,7 @@ fn run_all(lab: &Lab, commands: &[Vec<String>]) -> anyhow::Result<String> {
 }
 
 /// Books under `strategy` with `clients` workers through nginx, breaks the
-/// cluster for [`OUTAGE`], heals it, and waits for bookings to resume.
+/// cluster for `outage.down_for`, heals it, and waits for bookings to resume.
 pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize, outage: &Outage) -> anyhow::Result<Measured> {
     settled(|| lab.lb.set_strategy(strategy.as_str())).await?;
     let event = create_event(&lab.lb, &format!("fault lab: {}", outage.what)).await?;
@@ -121,9 +123,9 @@ pub(super) async fn under_load(lab: &Lab, strategy: StrategyName, clients: usize
     // From here on the backend is down: a request sent now cannot have
     // taken its lock before the outage.
     let broken = Instant::now();
-    tokio::time::sleep(OUTAGE / 2).await;
+    tokio::time::sleep(outage.down_for / 2).await;
     let unready = lab.replicas[0].get("/ready").await.is_err();
-    tokio::time::sleep(OUTAGE / 2).await;
+    tokio::time::sleep(outage.down_for / 2).await;
     let healed_at = Instant::now();
     let healed = run_all(lab, &outage.heal);
     while history.first_booking_after(healed_at).is_none() && healed_at.elapsed() < RECOVERY_LIMIT {
@@ -160,6 +162,7 @@ pub async fn postgres_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let outage = Outage {
         what: "postgres-restart".into(),
         stall_wal_writer: None,
+        down_for: OUTAGE,
         break_it: vec![command(&["stop", "postgres"])],
         heal: vec![command(&["start", "postgres"])],
     };
@@ -190,6 +193,7 @@ pub async fn redis_nodes_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<R
     let outage = Outage {
         what: if majority { "redis-majority" } else { "redis-minority" }.into(),
         stall_wal_writer: None,
+        down_for: OUTAGE,
         break_it: down.iter().map(|node| command(&["stop", node])).collect(),
         heal: down.iter().map(|node| command(&["start", node])).collect(),
     };
@@ -227,7 +231,7 @@ pub async fn redis_nodes_down(lab: &Lab, majority: bool) -> anyhow::Result<Vec<R
 /// The main Redis restarts empty (it keeps nothing on disk).
 pub async fn redis_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let main = lab.control.main_redis()?;
-    let outage = Outage { what: "redis-restart".into(), stall_wal_writer: None, break_it: vec![command(&["stop", &main])], heal: vec![command(&["start", &main])] };
+    let outage = Outage { what: "redis-restart".into(), stall_wal_writer: None, down_for: OUTAGE, break_it: vec![command(&["stop", &main])], heal: vec![command(&["start", &main])] };
     let mut rows = Vec::new();
     for strategy in StrategyName::ALL {
         let before = lab.lb.get("/admin/strategy").await?;
