@@ -71,6 +71,19 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
     done
 }
 
+terminate() { # terminate NAME PIDFILE: SIGTERM; SIGKILL if it has not exited within 10 s
+    local name=$1 pidfile=$2 pid
+    if pid_alive "$pidfile"; then
+        say "stopping $name"
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid"
+        for _ in $(seq 100); do pid_alive "$pidfile" || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do pid_alive "$pidfile" || break; sleep 0.1; done
+    fi
+    rm -f "$pidfile"
+}
+
 # Postgres refuses to run as root: as root, run it as the postgres user.
 as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -237,20 +250,8 @@ start_etcd() { # every member, then wait until the cluster has a leader
 
 etcd_healthy() { curl -fsS "http://127.0.0.1:${etcd_ports[0]}/health" | grep -q '"health":"true"'; }
 
-stop_etcd_member() { # stop_etcd_member N: SIGTERM, then wait
-    local n=$1
-    local pidfile=$STATE/pids/etcd-$n.pid
-    if pid_alive "$pidfile"; then
-        say "stopping etcd-$n"
-        local pid
-        pid=$(cat "$pidfile")
-        kill -TERM "$pid"
-        for _ in $(seq 100); do pid_alive "$pidfile" || break; sleep 0.1; done
-        # A member that cannot hand its leadership over in 10 s is killed.
-        kill -KILL "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$pidfile"
+stop_etcd_member() { # stop_etcd_member N: a leader hands its leadership over first
+    terminate "etcd-$1" "$STATE/pids/etcd-$1.pid"
 }
 
 stop_etcd() {
@@ -324,17 +325,7 @@ wait_replica() { # wait_replica INDEX
 }
 
 stop_replica() { # stop_replica INDEX: SIGTERM, which drains in-flight requests
-    local i=$1
-    local pidfile=$STATE/pids/replica-$i.pid
-    if pid_alive "$pidfile"; then
-        say "stopping replica-$i"
-        local pid
-        pid=$(cat "$pidfile")
-        kill -TERM "$pid"
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
+    terminate "replica-$1" "$STATE/pids/replica-$1.pid"
 }
 
 # Passive health checks: three failed attempts within 2 s take a replica out
