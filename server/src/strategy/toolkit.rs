@@ -20,7 +20,7 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// How many compare-and-set attempts it took (`optimistic` only).
     pub attempts: Option<u32>,
-    /// The fencing token the lock granted (`fenced` only).
+    /// The fencing token the lock granted (`fenced` and `etcd` only).
     pub fencing_token: Option<i64>,
     /// The cluster's setting, when this booking was refused because its
     /// epoch had gone stale (`stale_strategy`).
