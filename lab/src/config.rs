@@ -108,7 +108,7 @@ pub struct FlipConfig {
     pub target: Target,
     #[command(flatten)]
     pub load: Load,
-    /// Strategies to flip among, comma separated (default: the five safe ones).
+    /// Strategies to flip among, comma separated (default: the six safe ones).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<StrategyName>,
     /// Milliseconds between two switches.
