@@ -149,9 +149,24 @@ start_postgres() {
     data=$home/postgres run=$home/run log=$home/postgres.log
     if pid_alive "$STATE/pids/postgres.pid"; then return; fi
     if [ -f "$data/postmaster.pid" ]; then # left by a killed postmaster: wait until it is reaped
-        local old
+        local old key stray
         old=$(head -n1 "$data/postmaster.pid")
         for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+        # A backend that outlived its postmaster (stuck where it does not
+        # notice the postmaster is gone) keeps the old shared memory
+        # attached, and Postgres refuses to start beside it: kill what is
+        # still attached to this data directory's segment (its key is on
+        # line 7 of postmaster.pid).
+        key=$(sed -n 7p "$data/postmaster.pid" | awk '{print $1}')
+        if [[ "$key" =~ ^[0-9]+$ ]]; then
+            stray=$(grep -l "SYSV$(printf '%08x' "$key")" /proc/[0-9]*/maps 2>/dev/null | cut -d/ -f3 || true)
+            if [ -n "$stray" ]; then
+                say "killing postgres processes left from the crash: $(echo $stray)"
+                # shellcheck disable=SC2086 # one pid per word
+                kill -KILL $stray 2>/dev/null || true
+                for _ in $(seq 100); do grep -qs "SYSV$(printf '%08x' "$key")" /proc/[0-9]*/maps || break; sleep 0.05; done
+            fi
+        fi
     fi
     port_busy "$PG_PORT" && die "port $PG_PORT is taken: set PG_PORT to a free port"
     mkdir -p "$run"
@@ -501,6 +516,9 @@ cmd_signal() { # cmd_signal VERB NAME
     local verb=$1 name=${2:-} signal pids
     [ -n "$name" ] || die "usage: scripts/cluster.sh $verb NAME"
     case "$verb" in kill) signal=KILL ;; pause) signal=STOP ;; resume) signal=CONT ;; esac
+    # A crash of Postgres kills the postmaster and every backend: freeze the
+    # postmaster first, so that it forks none between the listing and the kill.
+    if [ "$verb" = kill ] && [ "$name" = postgres ]; then kill -s STOP "$(component_pids postgres | head -n1)"; fi
     pids=$(component_pids "$name")
     # shellcheck disable=SC2086 # one pid per word
     kill -s "$signal" $pids
