@@ -4,6 +4,9 @@
 #
 #   scripts/bench.sh            (BENCH_SECONDS=10, BENCH_CLIENTS=32, BENCH_RUNS=3)
 #   BENCH_LOCKS=yes scripts/bench.sh   also (e): the lock strategies side by side
+#   BENCH_POOL_SWEEP="3 6 12 24 48" scripts/bench.sh
+#                               also (f): (b)'s pessimistic run for each total
+#                               of booking connections (DATABASE_CONNECTION_BUDGET)
 #
 # On a cluster of its own (ports 8100-8110, 15532, 6390-6392; stopped at the
 # end), each of BENCH_RUNS runs measures:
@@ -20,6 +23,11 @@
 # takes a lock across replicas (distributed, redlock, fenced, etcd), with the
 # CPU its lock service spends per booking (the three Redis nodes, or the three
 # etcd members).
+# The replicas share DATABASE_CONNECTION_BUDGET booking connections (their
+# default unless it is set); (c) gets twice CLIENTS, because each booking
+# keeps its connection through the hold. The report prints each replica's
+# pool. With BENCH_POOL_SWEEP, (f): (b)'s pessimistic run once per budget
+# listed, with Postgres' CPU per booking against pgbench's.
 # During (b), (c) and (d) it reads the CPU time of the replicas, Postgres
 # and nginx from /proc and prints it per request (µs): a figure that stays
 # put on a noisy machine. Every figure is the median of the runs; the
@@ -35,7 +43,7 @@ RUNS=${BENCH_RUNS:-3}
 export CLUSTER_STATE=${BENCH_STATE:-$ROOT/.cluster-bench}
 export LB_PORT=8100 REPLICA_PORT_BASE=8101 PG_PORT=15532 REDIS_PORTS="6390 6391 6392" START_PROMETHEUS=no
 export ETCD_PORTS="2479 2489 2499" ETCD_PEER_PORTS="2480 2490 2500"
-export RUST_LOG=warn DATABASE_MAX_CONNECTIONS=${DATABASE_MAX_CONNECTIONS:-24}
+export RUST_LOG=warn
 BASE=http://127.0.0.1:$LB_PORT
 WORK=$(mktemp -d)
 SEATS_PER_ROW=1000
@@ -55,11 +63,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cluster_up() { # cluster_up HOLD_MS [REPLICAS]
-    local replicas=${2:-3}
+cluster_up() { # cluster_up HOLD_MS [REPLICAS] [BUDGET]: BUDGET booking connections in all (default: the replicas' own default)
+    local replicas=${2:-3} budget=${3:-${DATABASE_CONNECTION_BUDGET:-}}
     "$ROOT/scripts/cluster.sh" down >/dev/null 2>&1 || true
-    say "cluster with $replicas replica(s), HOLD_MS=$1"
+    # cluster.sh remembers replica settings across down and up: forget the
+    # last cluster's, so an unset budget means the replicas' default.
+    rm -f "$CLUSTER_STATE/replica.env"
+    if [ -n "$budget" ]; then export DATABASE_CONNECTION_BUDGET=$budget; else unset DATABASE_CONNECTION_BUDGET; fi
     HOLD_MS=$1 "$ROOT/scripts/cluster.sh" up "$replicas" >/dev/null
+    POOLS=$(pool_sizes)
+    say "cluster with $replicas replica(s), HOLD_MS=$1, booking pools $POOLS"
+}
+
+pool_sizes() { # each replica's booking pool, from the heartbeats: "3+3+2 = 8"
+    local sizes
+    # The replicas that started first shrink to their share within a
+    # heartbeat interval (2 s) of the last one's start, and say so in their
+    # next heartbeat.
+    sleep 5
+    sizes=$(api "$BASE/admin/cluster" | jq -r '[.replicas[].booking_connections] | "\(map(tostring) | join("+")) = \(add)"')
+    echo "$sizes"
 }
 
 api() { # curl with JSON, and the admin token when the replicas have one (ADMIN_TOKEN passes through)
@@ -211,6 +234,7 @@ med() { # med N "LINE"...: median of field N
 # --- the runs -------------------------------------------------------------------
 
 cluster_up 0
+pools_b=$POOLS
 commit_setting=$(psql_bench -c 'SHOW synchronous_commit')
 say "benchmark: $RUNS runs of ${SECONDS_EACH}s each, $CLIENTS clients, on $(nproc) cores, synchronous_commit=$commit_setting"
 declare -A A B D
@@ -229,6 +253,7 @@ done
 # One replica on its own: what a single replica can do when it has the
 # machine's cores to itself (in a cluster of three each gets a third).
 cluster_up 0 1
+pools_d=$POOLS
 for run in $(seq "$RUNS"); do
     say "run $run (d) wrk straight to the one replica: pessimistic, hold 0"
     D[pessimistic]+="$(wrk_run "http://127.0.0.1:$REPLICA_PORT_BASE" pessimistic)"$'\n'
@@ -249,7 +274,23 @@ if [ "${BENCH_LOCKS:-no}" = yes ]; then
         done
     done
 fi
-cluster_up 50
+declare -A F
+if [ -n "${BENCH_POOL_SWEEP:-}" ]; then
+    for run in $(seq "$RUNS"); do
+        for budget in $BENCH_POOL_SWEEP; do
+            cluster_up 0 3 "$budget"
+            say "run $run (f) wrk through nginx: pessimistic, hold 0, $budget booking connections in all"
+            F[$budget]+="$(wrk_run "$BASE" pessimistic) $POOLS"$'\n'
+        done
+    done
+fi
+# With the hold, each booking keeps its connection (and its row lock) for
+# 50 ms: CLIENTS in flight need CLIENTS connections, whatever the cores
+# (Little's law: connections busy = bookings a second x seconds each). The
+# budget here is twice that, because nginx does not spread the requests in
+# flight evenly at every instant.
+cluster_up 50 3 "${DATABASE_CONNECTION_BUDGET:-$((2 * CLIENTS))}"
+pools_c=$POOLS
 C=""
 for run in $(seq "$RUNS"); do
     say "run $run (c) wrk through nginx: pessimistic, hold 50 ms"
@@ -263,6 +304,8 @@ echo
 echo "## The database (a) and the cluster (b, c, d): medians of $RUNS runs of ${SECONDS_EACH}s, $CLIENTS clients, $(nproc) cores"
 echo
 echo "Postgres ran with synchronous_commit=$commit_setting (pgbench and the service alike; PG_SYNCHRONOUS_COMMIT=off measures the other way)."
+echo
+echo "Booking pools (each replica's share of DATABASE_CONNECTION_BUDGET): (b) $pools_b, (d) $pools_d, (c) $pools_c; pgbench ran $CLIENTS clients."
 echo
 echo "| run | req/s | p50 ms | p99 ms | errors | max replica RSS MiB | replica CPU µs/req | Postgres CPU µs/req | nginx CPU µs/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -295,6 +338,22 @@ if [ "${BENCH_LOCKS:-no}" = yes ]; then
     done
     echo
     echo "The lock service is the three Redis nodes for distributed, redlock and fenced (distributed and fenced use the first), and the three etcd members for etcd."
+    echo
+fi
+
+if [ -n "${BENCH_POOL_SWEEP:-}" ]; then
+    mapfile -t a_prepared < <(lines "${A[pessimistic.prepared]}")
+    echo "## (f) The pool: nginx + 3 replicas, pessimistic, hold 0, by booking connections in all (medians of $RUNS runs)"
+    echo
+    echo "| connections in all | per replica | req/s | of pgbench -M prepared | p50 ms | p99 ms | errors | replica CPU µs/req | Postgres CPU µs/req | Postgres : pgbench |"
+    echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for budget in $BENCH_POOL_SWEEP; do
+        mapfile -t runs < <(lines "${F[$budget]}")
+        rps=$(med 1 "${runs[@]}"); pg=$(med 7 "${runs[@]}")
+        echo "| $budget | $(column 9 "${runs[0]}") | $rps | $(awk -v x="$rps" -v y="$(med 1 "${a_prepared[@]}")" 'BEGIN {printf "%.2f", x / y}') | $(med 2 "${runs[@]}") | $(med 3 "${runs[@]}") | $(med 4 "${runs[@]}") | $(med 6 "${runs[@]}") | $pg | $(awk -v x="$pg" -v y="$(med 4 "${a_prepared[@]}")" 'BEGIN {printf "%.2f", x / y}') |"
+    done
+    echo
+    echo "pgbench -M prepared ran the same SQL with $CLIENTS clients: $(med 1 "${a_prepared[@]}") transactions/s, Postgres $(med 4 "${a_prepared[@]}") µs each."
     echo
 fi
 

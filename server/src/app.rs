@@ -23,6 +23,7 @@ use crate::booking::{self, Bookings};
 use crate::cluster::ActiveStrategy;
 use crate::cluster::barrier::Barrier;
 use crate::cluster::heartbeat::Heartbeat;
+use crate::cluster::pool_share;
 use crate::cluster::listener::{self, Listener};
 use crate::config::{DatabaseConfig, Secret, ServeConfig};
 use crate::http::AdminToken;
@@ -46,6 +47,7 @@ pub struct Application {
     /// Subscribed before the replica serves, so it hears every switch.
     pubsub: PubSub,
     heartbeat: Heartbeat,
+    pool_follow: pool_share::Follow,
     limits: crate::http::Limits,
     feed_queue: tokio::sync::mpsc::Receiver<crate::live::Change>,
     cancel: CancellationToken,
@@ -60,7 +62,7 @@ impl Application {
 
         let db = connect_database(&config.database).await?;
         migrate(&db).await?;
-        let booking_db = booking_pool(&config.database)?;
+        let booking_db = booking_pool(&config.database, &instance_id)?;
 
         let redis_client = redis::Client::open(config.redis.redis_url.as_str()).context("invalid REDIS_URL")?;
         let redis_config = ConnectionManagerConfig::new()
@@ -110,10 +112,21 @@ impl Application {
             interval: heartbeat_interval,
             started_at: chrono::Utc::now().timestamp_millis(),
             activity: activity.clone(),
+            booking_pool: booking_db.clone(),
         };
-        // In the register before the first request, so that a switch right
-        // after start-up waits for this replica too.
+        // The booking pool sized to this replica's share, counting itself in,
+        // and then in the register before the first request (so that a switch
+        // right after start-up waits for this replica too), with that size.
+        let pool_follow = pool_share::Follow {
+            redis: redis.clone(),
+            keys: keys.clone(),
+            instance_id: instance_id.clone(),
+            interval: heartbeat_interval,
+            budget: config.database.connection_budget(),
+        };
+        pool_share::apply(&booking_db, &pool_follow).await.context("cannot read the cluster's replicas in Redis")?;
         heartbeat.beat(applied).await.context("cannot announce this replica in Redis")?;
+        tracing::info!(connections = booking_db.size(), budget = pool_follow.budget, "booking pool: this replica's share of DATABASE_CONNECTION_BUDGET");
 
         let bookings = Bookings::new(booking::Parts {
             db: db.clone(),
@@ -159,7 +172,7 @@ impl Application {
             deadline: Duration::from_millis(config.server.request_deadline_ms),
             admin_token,
         };
-        Ok(Self { listener, state, redis_client, pubsub, heartbeat, limits, feed_queue, cancel })
+        Ok(Self { listener, state, redis_client, pubsub, heartbeat, pool_follow, limits, feed_queue, cancel })
     }
 
     /// The replica's booking service, to book without going through HTTP.
@@ -174,7 +187,7 @@ impl Application {
     /// Serves until the cancellation token fires; then stops accepting,
     /// finishes in-flight requests, and waits for the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, redis_client, pubsub, heartbeat, limits, feed_queue, cancel } = self;
+        let Self { listener, state, redis_client, pubsub, heartbeat, pool_follow, limits, feed_queue, cancel } = self;
 
         let cluster_listener = Listener {
             client: redis_client.clone(),
@@ -185,6 +198,7 @@ impl Application {
         };
         let listener_task = tokio::spawn(cluster_listener.run(pubsub, cancel.clone()));
         let heartbeat_task = tokio::spawn(heartbeat.run(state.active.subscribe(), cancel.clone()));
+        let pool_task = tokio::spawn(pool_share::run(state.booking_db.clone(), pool_follow, cancel.clone()));
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
         let histograms_task = tokio::spawn(crate::metrics::fold_histograms(state.metrics.clone(), cancel.clone()));
         let expiry_task = tokio::spawn(booking::idempotency::expire_keys(state.db.clone(), cancel.clone()));
@@ -205,6 +219,7 @@ impl Application {
         let _ = tokio::join!(
             listener_task,
             heartbeat_task,
+            pool_task,
             gauges_task,
             histograms_task,
             expiry_task,
@@ -249,10 +264,13 @@ pub async fn connect_database(config: &DatabaseConfig) -> anyhow::Result<PgPool>
 }
 
 /// The booking path's own pool (see [`storage::pipelined`]), with the same
-/// lock timeout and acquire timeout as the sqlx pool.
-fn booking_pool(config: &DatabaseConfig) -> anyhow::Result<storage::pipelined::Pool> {
+/// lock timeout and acquire timeout as the sqlx pool. It starts with the
+/// whole budget; [`pool_share`] cuts it to this replica's share before the
+/// first booking.
+fn booking_pool(config: &DatabaseConfig, instance_id: &str) -> anyhow::Result<storage::pipelined::Pool> {
     let lock_timeout = Duration::from_millis(config.database_lock_timeout_ms);
-    storage::pipelined::pool(&config.database_url, config.database_max_connections as usize, lock_timeout, DB_ACQUIRE_TIMEOUT)
+    let application_name = format!("booking-service {instance_id} bookings");
+    storage::pipelined::pool(&config.database_url, &application_name, config.connection_budget(), lock_timeout, DB_ACQUIRE_TIMEOUT)
 }
 
 /// Applies the migrations in `migrations/`; concurrent callers serialise on

@@ -86,9 +86,18 @@ pub struct DatabaseConfig {
     /// TLS: run Postgres where it can be reached without (as the lab does).
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/booking", hide_env_values = true)]
     pub database_url: String,
-    /// Most connections each of this replica's two pools holds open: the
-    /// bookings' own, and sqlx's for everything else (idempotency keys, admin,
-    /// seat maps). Each opens connections only as they are needed.
+    /// Booking connections the whole cluster holds open at most: each live
+    /// replica's booking pool is its share of this budget (divided among the
+    /// replicas whose heartbeat is fresh, and divided again when one joins or
+    /// leaves), so more replicas do not mean more Postgres backends fighting
+    /// over the same cores. Default: twelve per core of this machine, where
+    /// the lab's Postgres runs too; when Postgres runs elsewhere, size it
+    /// from the database's cores.
+    #[arg(long, env = "DATABASE_CONNECTION_BUDGET", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub database_connection_budget: Option<u32>,
+    /// Most connections this replica's other pool holds open: sqlx's, for
+    /// everything but the booking itself (idempotency keys, admin, seat
+    /// maps). It opens connections only as they are needed.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
     pub database_max_connections: u32,
     /// Create the database named in the URL when it does not exist yet.
@@ -99,6 +108,20 @@ pub struct DatabaseConfig {
     /// write 503.
     #[arg(long, env = "DATABASE_LOCK_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub database_lock_timeout_ms: u64,
+}
+
+/// The default connection budget per core of the machine: see
+/// `docs/pool.md` for the sweep it comes from.
+pub const CONNECTIONS_PER_CORE: usize = 12;
+
+impl DatabaseConfig {
+    /// Booking connections the whole cluster holds open at most.
+    pub fn connection_budget(&self) -> usize {
+        match self.database_connection_budget {
+            Some(budget) => budget as usize,
+            None => CONNECTIONS_PER_CORE * std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -76,6 +76,7 @@ fn describe() {
     describe_counter!("http_requests_total", "HTTP requests by route, method and status");
     describe_histogram!("http_request_duration_seconds", "HTTP latency by route, method and status");
     describe_gauge!("db_pool_connections", "Postgres pool connections by pool (bookings, other) and state (in_use, idle)");
+    describe_gauge!("db_pool_max_connections", "Most connections the booking pool may open: this replica's share of DATABASE_CONNECTION_BUDGET");
     describe_gauge!("mutex_seats_tracked", "Seats the in-process mutex map holds an entry for");
     describe_histogram!(
         "strategy_switch_pause_seconds",
@@ -159,6 +160,11 @@ pub fn available_seats(event_id: i64, available: i64) {
 pub fn db_pool(pool: &'static str, in_use: usize, idle: usize) {
     gauge!("db_pool_connections", "pool" => pool, "state" => "in_use").set(in_use as f64);
     gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);
+}
+
+/// The booking pool's size, this replica's share of the cluster's budget.
+pub fn booking_pool_size(connections: usize) {
+    gauge!("db_pool_max_connections", "pool" => "bookings").set(connections as f64);
 }
 
 /// Axum middleware: counts and times every request by its route template

@@ -12,7 +12,7 @@ use crate::helpers::spawn_app;
 /// A pool of `size` connections. With one, the next `Conn::get` is the
 /// connection the test used before.
 fn pool_of(database_url: &str, size: usize) -> pipelined::Pool {
-    pipelined::pool(database_url, size, Duration::from_secs(5), Duration::from_secs(5)).expect("a pool")
+    pipelined::pool(database_url, "pipelined test", size, Duration::from_secs(5), Duration::from_secs(5)).expect("a pool")
 }
 
 async fn booked_by(conn: &mut Conn, seat: &str) -> Option<String> {
@@ -83,4 +83,45 @@ async fn commit_with_commits_the_whole_transaction_or_none_of_it() {
     drop(tx);
     let mut conn = Conn::get(&pool).await.unwrap();
     assert_eq!(booked_by(&mut conn, "A2").await.as_deref(), Some("bob"));
+}
+
+/// Connections that `pg_stat_activity` shows under `application_name`.
+async fn backends(conn: &mut Conn, application_name: &str) -> i64 {
+    conn.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&application_name]).await.unwrap().get(0)
+}
+
+/// A pool cut down before it opened all its connections (a replica that
+/// started alone with the whole budget, then saw the others arrive) opens
+/// no more than its new size, and one grown opens more.
+#[tokio::test]
+async fn a_resized_pool_opens_no_more_connections_than_its_new_size() {
+    let app = spawn_app().await;
+    let name = format!("resize test {}", rand::random::<u32>());
+    let wait = Duration::from_millis(300);
+    let pool = pipelined::pool(&app.options.database_url, &name, 8, Duration::from_secs(5), wait).expect("a pool");
+    let first = Conn::get(&pool).await.unwrap();
+    drop(first);
+
+    assert!(pool.resize(2).unwrap(), "8 -> 2 is a change");
+    assert!(!pool.resize(2).unwrap(), "2 -> 2 is not");
+    assert_eq!(pool.size(), 2);
+    let held = [Conn::get(&pool).await.unwrap(), Conn::get(&pool).await.unwrap()];
+    assert!(Conn::get(&pool).await.is_err(), "a third connection waited {wait:?} and got none");
+
+    let observer = pool_of(&app.options.database_url, 1);
+    let mut observer = Conn::get(&observer).await.unwrap();
+    // The old pool's idle connection closes as it goes; its backend exits soon after.
+    let mut seen = backends(&mut observer, &name).await;
+    for _ in 0..40 {
+        if seen == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = backends(&mut observer, &name).await;
+    }
+    assert_eq!(seen, 2, "Postgres sees the pool's two connections and no more");
+
+    assert!(pool.resize(3).unwrap());
+    let third = Conn::get(&pool).await.expect("a third connection once the pool grew");
+    drop((held, third));
 }

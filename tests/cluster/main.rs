@@ -12,6 +12,7 @@ mod faults;
 mod lesson;
 mod load;
 mod observability;
+mod pool;
 mod scaling;
 mod seat_map;
 mod switching;

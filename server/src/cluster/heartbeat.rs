@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::Applied;
 use crate::activity::{Activity, LastMinute};
 use crate::keys::Keys;
+use crate::storage::pipelined::Pool;
 
 /// One replica as the cluster sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -29,6 +30,9 @@ pub struct Replica {
     pub started_at: i64,
     /// Milliseconds since the Unix epoch.
     pub last_seen: i64,
+    /// This replica's booking pool: its share of the cluster's connection budget.
+    #[serde(default)]
+    pub booking_connections: usize,
     /// What this replica's bookings came to over the last minute, by its own count.
     #[serde(default)]
     pub last_minute: LastMinute,
@@ -43,6 +47,7 @@ pub struct Heartbeat {
     /// Milliseconds since the Unix epoch.
     pub started_at: i64,
     pub activity: Arc<Activity>,
+    pub booking_pool: Pool,
 }
 
 impl Heartbeat {
@@ -84,6 +89,7 @@ impl Heartbeat {
             strategy_version: applied.epoch,
             started_at: self.started_at,
             last_seen: Utc::now().timestamp_millis(),
+            booking_connections: self.booking_pool.size(),
             last_minute: self.activity.last_minute(),
         };
         let _: i64 = self.redis.clone().hset(self.keys.replicas(), &self.instance_id, serde_json::to_string(&record)?).await?;

@@ -6,7 +6,8 @@
 //! [`barrier`], which closes each replica's booking [`gate`] while it
 //! switches; [`messages`] on one pub/sub channel drive it, and each replica's
 //! [`listener`] acts on them. [`heartbeat`] announces each replica and the
-//! strategy it has applied. [`ActiveStrategy`] is this replica's applied
+//! strategy it has applied, and [`pool_share`] sizes each replica's booking
+//! pool to its share of the database's connections. [`ActiveStrategy`] is this replica's applied
 //! setting.
 
 pub mod barrier;
@@ -14,6 +15,7 @@ pub mod gate;
 pub mod heartbeat;
 pub mod listener;
 pub mod messages;
+pub mod pool_share;
 
 use tokio::sync::watch;
 

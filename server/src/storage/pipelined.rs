@@ -22,14 +22,12 @@
 //! sqlx, whose transactions wait for `BEGIN` and whose pool pings every
 //! connection it takes back: that costs nothing that matters off the hot path.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
-
-/// The booking path's connection pool.
-pub type Pool = deadpool_postgres::Pool;
 
 /// What can go wrong on the booking path's connections. `crate::error`
 /// sorts an outage from a bug.
@@ -69,20 +67,86 @@ impl DbError {
 /// A statement's parameters, in `$1, $2, …` order.
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+/// The booking path's connection pool: at most [`Pool::size`] connections,
+/// a size that changes while the replica runs, as replicas join and leave
+/// the cluster that shares the database (see `crate::cluster::pool_share`).
+///
+/// A new size builds a new pool rather than resizing this one in place:
+/// deadpool's `resize` takes back only the permits of connections that are
+/// open, so a pool that has not opened all its connections yet (a replica
+/// that started alone, with the whole budget, and then saw the others
+/// arrive) would keep its old limit until a burst overshot it.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    config: tokio_postgres::Config,
+    wait: Duration,
+    current: RwLock<deadpool_postgres::Pool>,
+}
+
 /// A pool of at most `size` connections to `url`, each with Postgres'
-/// `lock_timeout` set to `lock_timeout`. Opens connections as they are
-/// needed; waits at most `wait` for one.
-pub fn pool(url: &str, size: usize, lock_timeout: Duration, wait: Duration) -> anyhow::Result<Pool> {
+/// `lock_timeout` set to `lock_timeout` and `application_name` set to
+/// `application_name` (so `pg_stat_activity` tells the booking path's
+/// connections apart). Opens connections as they are needed; waits at most
+/// `wait` for one.
+pub fn pool(url: &str, application_name: &str, size: usize, lock_timeout: Duration, wait: Duration) -> anyhow::Result<Pool> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|error| anyhow::anyhow!("invalid DATABASE_URL: {error}"))?;
-    config.options(format!("-c lock_timeout={}", lock_timeout.as_millis())).connect_timeout(wait);
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    Ok(Pool::builder(manager)
+    config
+        .options(format!("-c lock_timeout={}", lock_timeout.as_millis()))
+        .application_name(application_name)
+        .connect_timeout(wait);
+    let current = RwLock::new(build(&config, size, wait)?);
+    Ok(Pool { inner: Arc::new(PoolInner { config, wait, current }) })
+}
+
+fn build(config: &tokio_postgres::Config, size: usize, wait: Duration) -> anyhow::Result<deadpool_postgres::Pool> {
+    let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Ok(deadpool_postgres::Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(wait))
         .create_timeout(Some(wait))
         .recycle_timeout(Some(wait))
         .runtime(Runtime::Tokio1)
         .build()?)
+}
+
+impl Pool {
+    fn current(&self) -> deadpool_postgres::Pool {
+        self.inner.current.read().expect("the pool lock is never poisoned").clone()
+    }
+
+    /// The most connections the pool opens.
+    pub fn size(&self) -> usize {
+        self.current().status().max_size
+    }
+
+    /// Connections open, and of those idle.
+    pub fn status(&self) -> deadpool_postgres::Status {
+        self.current().status()
+    }
+
+    /// Sets the most connections the pool opens (at least one); returns
+    /// whether that changed it.
+    pub fn resize(&self, size: usize) -> anyhow::Result<bool> {
+        let size = size.max(1);
+        let mut current = self.inner.current.write().expect("the pool lock is never poisoned");
+        if current.status().max_size == size {
+            return Ok(false);
+        }
+        // Not closed: a request waiting for one of its connections keeps it
+        // until served. Once nobody holds it, its idle connections close, and
+        // those in use close when their transaction ends.
+        *current = build(&self.inner.config, size, self.inner.wait)?;
+        Ok(true)
+    }
+
+    /// Closes every connection; the pool answers no more.
+    pub fn close(&self) {
+        self.current().close();
+    }
 }
 
 /// Where a connection is in its transaction.
@@ -108,7 +172,7 @@ pub struct Conn {
 impl Conn {
     /// A connection from the pool, in autocommit.
     pub async fn get(pool: &Pool) -> Result<Self, DbError> {
-        Ok(Self { client: Some(pool.get().await?), transaction: Transaction::None })
+        Ok(Self { client: Some(pool.current().get().await?), transaction: Transaction::None })
     }
 
     /// A connection from the pool, in a transaction whose `BEGIN` is sent
