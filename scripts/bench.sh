@@ -63,14 +63,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A budget given to the script applies to every cluster it starts but (c)'s
+# and (f)'s, which set their own.
+USER_BUDGET=${DATABASE_CONNECTION_BUDGET:-}
+unset DATABASE_CONNECTION_BUDGET
+
 cluster_up() { # cluster_up HOLD_MS [REPLICAS] [BUDGET]: BUDGET booking connections in all (default: the replicas' own default)
-    local replicas=${2:-3} budget=${3:-${DATABASE_CONNECTION_BUDGET:-}}
+    local replicas=${2:-3} budget=${3:-$USER_BUDGET} settings=(HOLD_MS="$1")
     "$ROOT/scripts/cluster.sh" down >/dev/null 2>&1 || true
     # cluster.sh remembers replica settings across down and up: forget the
     # last cluster's, so an unset budget means the replicas' default.
     rm -f "$CLUSTER_STATE/replica.env"
-    if [ -n "$budget" ]; then export DATABASE_CONNECTION_BUDGET=$budget; else unset DATABASE_CONNECTION_BUDGET; fi
-    HOLD_MS=$1 "$ROOT/scripts/cluster.sh" up "$replicas" >/dev/null
+    if [ -n "$budget" ]; then settings+=(DATABASE_CONNECTION_BUDGET="$budget"); fi
+    env "${settings[@]}" "$ROOT/scripts/cluster.sh" up "$replicas" >/dev/null
     POOLS=$(pool_sizes)
     say "cluster with $replicas replica(s), HOLD_MS=$1, booking pools $POOLS"
 }
@@ -289,7 +294,7 @@ fi
 # (Little's law: connections busy = bookings a second x seconds each). The
 # budget here is twice that, because nginx does not spread the requests in
 # flight evenly at every instant.
-cluster_up 50 3 "${DATABASE_CONNECTION_BUDGET:-$((2 * CLIENTS))}"
+cluster_up 50 3 "$((2 * CLIENTS))"
 pools_c=$POOLS
 C=""
 for run in $(seq "$RUNS"); do
