@@ -7,8 +7,8 @@
 //! switches; [`messages`] on one pub/sub channel drive it, and each replica's
 //! [`listener`] acts on them. [`heartbeat`] announces each replica and the
 //! strategy it has applied, and [`pool_share`] sizes each replica's booking
-//! pool to its share of the database's connections. [`ActiveStrategy`] is this replica's applied
-//! setting.
+//! pool to its share of the database's connections. [`ActiveStrategy`] is
+//! this replica's applied setting.
 
 pub mod barrier;
 pub mod gate;

@@ -1,8 +1,10 @@
 //! The booking pool follows the cluster, not the replica.
 //!
-//! Postgres does its best work with a few busy backends per core; every
-//! backend beyond that adds to the cost of snapshots, lock queues and
-//! context switches without adding throughput. So the booking connections
+//! Postgres does its best work with a number of backends set by its cores
+//! and its disk, not by how many replicas talk to it: every backend beyond
+//! that adds to the cost of snapshots, lock queues and context switches
+//! without adding throughput (`docs/pool.md` measures where that is). So
+//! the booking connections
 //! are one budget for the whole cluster (`DATABASE_CONNECTION_BUDGET`),
 //! and each replica's pool is its share: the budget divided among the
 //! replicas whose heartbeat is fresh, the remainder going one each to the
