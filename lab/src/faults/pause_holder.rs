@@ -15,6 +15,8 @@ use crate::client::Answer;
 /// running replica, before the frozen one is resumed: enough to finish its
 /// own booking, unless a lock makes it wait for the frozen holder.
 const SECOND_MARGIN: Duration = Duration::from_millis(300);
+/// How many times a strategy's run is tried when the freeze lands too late.
+const ATTEMPTS: usize = 3;
 /// Longest any request of the scenario may take.
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 
@@ -52,17 +54,32 @@ pub async fn run(lab: &Lab) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (index, strategy) in StrategyName::ALL.into_iter().enumerate() {
         lab.lb.set_strategy(strategy.as_str()).await?;
-        let seat = crate::load::seat_name(index, 100, 200);
         let ttl = if strategy == StrategyName::Etcd { etcd_lease } else { redis_ttl };
         let frozen_for = ttl + Duration::from_millis(200) + head_start;
 
-        let holder = tokio::spawn({
-            let (client, seat) = (lab.replicas[0].clone(), seat.clone());
-            async move { tokio::time::timeout(REQUEST_LIMIT, client.book(event, &seat, &format!("holder-{strategy}"))).await }
-        });
-        tokio::time::sleep(hold / 2).await;
-        lab.control.run(&["pause", "replica-1"])?;
-        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        let mut attempt = 0;
+        let (seat, holder) = loop {
+            let seat = crate::load::seat_name(index + attempt * StrategyName::ALL.len(), 100, 200);
+            let holder = tokio::spawn({
+                let (client, seat) = (lab.replicas[0].clone(), seat.clone());
+                async move { tokio::time::timeout(REQUEST_LIMIT, client.book(event, &seat, &format!("holder-{strategy}"))).await }
+            });
+            tokio::time::sleep(hold / 2).await;
+            lab.control.run(&["pause", "replica-1"])?;
+            let paused = Instant::now();
+            // The freeze must land inside the hold, before the holder writes.
+            // On a machine busy enough to delay the pause past the hold, the
+            // seat is already booked: that run proves nothing, so it runs
+            // again on a fresh seat, a bounded number of times.
+            attempt += 1;
+            if attempt < ATTEMPTS && lab.replicas[1].booked_by(event, &seat).await?.is_some() {
+                lab.control.run(&["resume", "replica-1"])?;
+                let _ = holder.await;
+                continue;
+            }
+            tokio::time::sleep((ttl + Duration::from_millis(200)).saturating_sub(paused.elapsed())).await;
+            break (seat, holder);
+        };
         let second = tokio::spawn({
             let (client, seat) = (lab.replicas[1].clone(), seat.clone());
             async move {
