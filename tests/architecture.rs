@@ -26,16 +26,17 @@ const SERVER: &[(&str, &[&str])] = &[
     ("cluster", &["domain", "keys", "redis_ops", "metrics", "activity", "storage", "error"]),
     ("live", &["domain", "cluster"]),
     ("booking", &["domain", "metrics", "activity", "storage", "error", "strategy", "cluster", "live"]),
-    ("state", &["domain", "keys", "config", "activity", "storage", "cluster", "live", "booking"]),
+    ("holds", &["domain", "metrics", "storage", "error", "strategy", "live", "booking"]),
+    ("state", &["domain", "keys", "config", "activity", "storage", "cluster", "live", "booking", "holds"]),
     ("gauges", &["metrics", "storage", "state"]),
     (
         "http",
-        &["domain", "config", "metrics", "storage", "error", "telemetry", "cluster", "live", "booking", "state"],
+        &["domain", "config", "metrics", "storage", "error", "telemetry", "cluster", "live", "booking", "holds", "state"],
     ),
     (
         "app",
         &[
-            "domain", "keys", "config", "metrics", "activity", "storage", "strategy", "cluster", "live", "booking", "state",
+            "domain", "keys", "config", "metrics", "activity", "storage", "strategy", "cluster", "live", "booking", "holds", "state",
             "gauges", "http",
         ],
     ),

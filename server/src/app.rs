@@ -144,6 +144,13 @@ impl Application {
             activity: activity.clone(),
             tasks: tokio_util::task::TaskTracker::new(),
         });
+        let holds = crate::holds::Holds::new(
+            bookings.clone(),
+            crate::holds::Settings {
+                default_ttl_ms: config.holds.seat_hold_ttl_ms as i64,
+                per_customer: config.holds.seat_holds_per_customer as i64,
+            },
+        );
         let state = AppState(Arc::new(Shared {
             db,
             booking_db,
@@ -152,6 +159,8 @@ impl Application {
             instance_id,
             service_name: config.server.service_name.clone(),
             bookings,
+            holds,
+            hold_sweep: Duration::from_millis(config.holds.seat_hold_sweep_ms),
             active,
             barrier,
             heartbeat_interval,
@@ -202,6 +211,7 @@ impl Application {
         let gauges_task = tokio::spawn(crate::gauges::run(state.clone(), cancel.clone()));
         let histograms_task = tokio::spawn(crate::metrics::fold_histograms(state.metrics.clone(), cancel.clone()));
         let expiry_task = tokio::spawn(booking::idempotency::expire_keys(state.db.clone(), cancel.clone()));
+        let sweep_task = tokio::spawn(crate::holds::sweep::run(state.booking_db.clone(), state.feed.clone(), state.hold_sweep, cancel.clone()));
         let seat_channel = state.keys.seat_channel();
         let publish_task = tokio::spawn(crate::live::feed::publish_loop(state.redis.clone(), seat_channel.clone(), feed_queue, cancel.clone()));
         let subscribe_task =
@@ -223,6 +233,7 @@ impl Application {
             gauges_task,
             histograms_task,
             expiry_task,
+            sweep_task,
             liveness_task,
             publish_task,
             subscribe_task

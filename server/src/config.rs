@@ -27,6 +27,8 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub locking: LockingConfig,
     #[command(flatten)]
+    pub holds: HoldsConfig,
+    #[command(flatten)]
     pub telemetry: TelemetryConfig,
 }
 
@@ -190,6 +192,24 @@ impl LockingConfig {
     pub fn lock_wait(&self) -> Duration {
         Duration::from_millis(self.lock_wait_ms)
     }
+}
+
+/// Seat holds (`POST /holds`): how long they last, and how many one
+/// customer may keep.
+#[derive(Debug, Clone, Args)]
+pub struct HoldsConfig {
+    /// How long a hold keeps its seat when the request names no `ttl_ms`,
+    /// in milliseconds (within the `ttl_ms` range, 100 to 900000).
+    #[arg(long, env = "SEAT_HOLD_TTL_MS", default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(100..=900_000))]
+    pub seat_hold_ttl_ms: u64,
+    /// How many live holds one customer may keep at once (429 past it).
+    #[arg(long, env = "SEAT_HOLDS_PER_CUSTOMER", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub seat_holds_per_customer: u64,
+    /// How often each replica sweeps expired holds, in milliseconds. A seat
+    /// is free the moment its hold expires; the sweep writes the hold down
+    /// as `expired` and tells the seat maps.
+    #[arg(long, env = "SEAT_HOLD_SWEEP_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub seat_hold_sweep_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -123,6 +123,8 @@ impl BookingStatus {
 pub enum Refusal {
     /// The seat was already booked when this attempt looked.
     SeatTaken,
+    /// Another customer's live hold keeps the seat (see `POST /holds`).
+    SeatHeld,
     /// Another request holds the seat's lock.
     LockBusy,
     /// Every optimistic retry lost its compare-and-set.
@@ -135,15 +137,49 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 5] = [Self::SeatTaken, Self::LockBusy, Self::RetriesExhausted, Self::StaleToken, Self::StaleStrategy];
+    pub const ALL: [Refusal; 6] = [Self::SeatTaken, Self::SeatHeld, Self::LockBusy, Self::RetriesExhausted, Self::StaleToken, Self::StaleStrategy];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SeatTaken => "seat_taken",
+            Self::SeatHeld => "seat_held",
             Self::LockBusy => "lock_busy",
             Self::RetriesExhausted => "retries_exhausted",
             Self::StaleToken => "stale_token",
             Self::StaleStrategy => "stale_strategy",
+        }
+    }
+}
+
+/// `holds.status`: where a hold is in its life. A `held` hold whose
+/// `expires_at` has passed (by Postgres' clock) is expired already; the
+/// sweep only writes it down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// Keeps the seat until `expires_at`.
+    Held,
+    /// Became a booking (`booking_id`).
+    Confirmed,
+    /// Given back by its customer.
+    Released,
+    /// Ran out before it was confirmed; the seat went back on sale.
+    Expired,
+}
+
+impl HoldStatus {
+    pub const ALL: [HoldStatus; 4] = [Self::Held, Self::Confirmed, Self::Released, Self::Expired];
+
+    pub fn parse(status: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|known| known.as_str() == status).ok_or_else(|| format!("unknown hold status {status:?}"))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Confirmed => "confirmed",
+            Self::Released => "released",
+            Self::Expired => "expired",
         }
     }
 }

@@ -15,6 +15,8 @@
 //! - [`http`]: the HTTP API, one module per resource.
 //! - [`booking`]: one booking's run (key, gate, strategy, outcome, live
 //!   feed, stored answer), and exactly-once booking across replicas.
+//! - [`holds`]: hold, then pay: a seat kept for a customer until their
+//!   confirm books it or it expires (by the database's clock).
 //! - [`strategy`]: the eight locking strategies, one file each; the five locks on one `Lock` trait.
 //! - [`storage`]: all seat and booking SQL, which every strategy calls, and the
 //!   cluster's strategy epoch that every booking's write checks.
@@ -42,6 +44,7 @@ pub mod domain;
 pub mod error;
 pub mod gauges;
 pub mod healthcheck;
+pub mod holds;
 pub mod http;
 pub mod keys;
 pub mod live;

@@ -118,6 +118,13 @@ pub fn booking_finished(strategy: StrategyName, status: BookingStatus, reason: O
     histogram!("booking_duration_seconds", "strategy" => strategy.as_str()).record(took);
 }
 
+/// A step in a seat hold's life: `taken`, `existing` (the customer's live
+/// hold, again), `refused`, `refused_cap`, `confirmed`, `confirm_ended`
+/// (410), `confirm_lost` (409), `released`, `expired` (swept).
+pub fn hold_event(event: &'static str) {
+    counter!("seat_holds_total", "event" => event).increment(1);
+}
+
 pub fn idempotency_key_taken_over() {
     counter!("idempotency_takeovers_total").increment(1);
 }

@@ -33,6 +33,10 @@ pub struct Shared {
     pub service_name: String,
     /// The booking service: one booking's run, from key to stored answer.
     pub bookings: Bookings,
+    /// The hold service: hold a seat, confirm or release the hold.
+    pub holds: crate::holds::Holds,
+    /// How often this replica sweeps expired holds.
+    pub hold_sweep: Duration,
     /// The strategy and epoch this replica applies to every booking.
     pub active: Arc<ActiveStrategy>,
     /// This replica's booking gate, and the coordinator of the switches and

@@ -12,6 +12,7 @@ mod contract;
 mod events;
 mod faults;
 mod health;
+mod holds;
 mod idempotency;
 mod integrity;
 mod locks;

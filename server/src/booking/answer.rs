@@ -55,6 +55,9 @@ impl Answer {
                 Decision::Booked { booking_id: recorded.booking_id, holders: recorded.holders, status: recorded.status }
             }
             Verdict::Refused(reason) => Decision::Refused { reason, cluster: outcome.cluster },
+            // A booking claims the seat itself (`Claim::Book`), and its
+            // write is a booking; holds are answered by `crate::holds`.
+            Verdict::Held(_) => unreachable!("a booking's strategy wrote a hold"),
         };
         Self {
             event_id: booking.event_id,

@@ -43,7 +43,7 @@ use crate::domain::{Applied, CustomerId, SeatNumber, StrategyName};
 use crate::live::{Change, Feed};
 use crate::storage;
 use crate::storage::pipelined::Pool;
-use crate::strategy::{Booking, Outcome, Strategies, Verdict};
+use crate::strategy::{Booking, Claim, Outcome, Strategies, Verdict};
 
 /// One customer asking for one seat, checked where it came in.
 #[derive(Debug, Clone)]
@@ -97,6 +97,12 @@ impl Bookings {
         Self(Arc::new(parts))
     }
 
+    /// Everything a booking's run uses, for the hold service, which runs
+    /// its holds through the same gate, strategies and tasks.
+    pub(crate) fn parts(&self) -> &Parts {
+        &self.0
+    }
+
     /// The strategies, for the admin side (clearing locks) and the gauges.
     pub(crate) fn strategies(&self) -> &Strategies {
         &self.0.strategies
@@ -118,7 +124,8 @@ impl Bookings {
     /// answer its key already has.
     pub async fn book(&self, request: Request) -> Result<Reply, Error> {
         let Request { event_id, seat_number, customer_id, key } = request;
-        let booking = Booking { event_id, seat_number, customer_id, instance_id: self.0.instance_id.clone(), idempotency_key: key };
+        let booking =
+            Booking { event_id, seat_number, customer_id, instance_id: self.0.instance_id.clone(), idempotency_key: key, claim: Claim::Book };
         if let Some(key) = &booking.idempotency_key
             && let Some(earlier) = self.claim(key, &booking).await?
         {
@@ -221,7 +228,7 @@ impl Bookings {
         Ok(Answer::new(strategy, &original, &outcome))
     }
 
-    async fn store(&self, key: &IdempotencyKey, answer: &Answer) -> Result<(), Error> {
+    pub(crate) async fn store(&self, key: &IdempotencyKey, answer: &Answer) -> Result<(), Error> {
         let value = serde_json::to_value(answer).context("an answer is plain data")?;
         storage::idempotency::store_answer(&self.0.db, key.as_str(), &value).await?;
         Ok(())

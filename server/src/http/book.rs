@@ -27,7 +27,7 @@ use crate::state::AppState;
 /// The request header that makes a booking safe to retry.
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// Set on an answer that was replayed, not produced anew.
-static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+pub(super) static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(book))
@@ -61,7 +61,7 @@ struct BookRequest {
     "booking_id": 17, "message": "Seat A1 booked for alice", "status": "confirmed", "event_id": 1,
     "seat_number": "A1", "customer_id": "alice", "strategy": "pessimistic", "instance": "replica-2"
 }))]
-struct Booked {
+pub(super) struct Booked {
     booking_id: i64,
     /// With `double_booked`: how many bookings now hold the seat.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,7 +78,7 @@ struct Booked {
     "reason": "seat_taken", "message": "Seat A1 is already booked", "status": "failed", "event_id": 1,
     "seat_number": "A1", "customer_id": "bob", "strategy": "pessimistic", "instance": "replica-1"
 }))]
-struct Refused {
+pub(super) struct Refused {
     reason: Refusal,
     message: String,
     /// Always `failed`.
@@ -149,7 +149,7 @@ impl BookRequest {
 
 /// The request's Idempotency-Key, if it has one; 400 naming the header when
 /// it is malformed.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
     let Some(value) = headers.get(&IDEMPOTENCY_KEY) else { return Ok(None) };
     IdempotencyKey::parse_bytes(value.as_bytes()).map(Some).map_err(Error::BadRequest)
 }
@@ -216,7 +216,7 @@ async fn book(State(state): State<AppState>, headers: HeaderMap, payload: Result
 }
 
 /// An answer as HTTP: 200 with [`Booked`], or 409 with [`Refused`].
-fn render(answer: &Answer) -> Response {
+pub(super) fn render(answer: &Answer) -> Response {
     let seat = &answer.seat_number;
     let strategy = answer.strategy;
     let context = Served {
@@ -245,10 +245,11 @@ fn render(answer: &Answer) -> Response {
     }
 }
 
-fn refusal_message(refusal: Refusal, answer: &Answer) -> String {
+pub(super) fn refusal_message(refusal: Refusal, answer: &Answer) -> String {
     let seat = &answer.seat_number;
     match refusal {
         Refusal::SeatTaken => format!("Seat {seat} is already booked"),
+        Refusal::SeatHeld => format!("Seat {seat} is held by another customer until their hold is confirmed, released or expires"),
         Refusal::LockBusy => {
             format!("Seat {seat} is locked by another booking in progress; try again")
         }

@@ -41,6 +41,8 @@ struct SeatSummary {
     total: usize,
     available: usize,
     booked: usize,
+    /// Not booked, but kept by a live hold.
+    held: usize,
     details: Vec<Seat>,
 }
 
@@ -60,10 +62,11 @@ async fn event(State(state): State<AppState>, id: Result<Path<EventPath>, PathRe
     let event = storage::event(&state.db, event_id).await?.ok_or_else(|| unknown_event(event_id))?.into();
     let seats: Vec<Seat> = rows::all(storage::seats(&state.db, event_id, false).await?);
     let booked = seats.iter().filter(|seat| seat.is_booked).count();
-    let available = seats.len() - booked;
+    let held = seats.iter().filter(|seat| !seat.is_booked && seat.is_held).count();
+    let available = seats.len() - booked - held;
     crate::metrics::available_seats(event_id, available as i64);
     let holders = rows::all(storage::holders(&state.db, event_id).await?);
-    Ok(Json(EventAnswer { event, seats: SeatSummary { total: seats.len(), available, booked, details: seats }, holders }))
+    Ok(Json(EventAnswer { event, seats: SeatSummary { total: seats.len(), available, booked, held, details: seats }, holders }))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -14,6 +14,7 @@ mod deadline;
 pub mod error;
 mod events;
 mod health;
+mod holds;
 mod linger;
 mod metrics;
 mod openapi;
@@ -61,6 +62,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(stream::router())
         .merge(book::router())
+        .merge(holds::router())
         .merge(admin::router())
         .merge(metrics::router())
 }

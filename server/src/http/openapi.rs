@@ -36,6 +36,7 @@ pub(crate) const ADMIN_SCHEME: &str = "admin_token";
     ),
     tags(
         (name = "booking", description = "Book a seat under the cluster's current strategy"),
+        (name = "holds", description = "Hold a seat while paying, then confirm, release or let it expire (docs/holds.md)"),
         (name = "events", description = "Events and their seats"),
         (name = "admin", description = "Switch strategy, reset, create and delete events, inspect the cluster. \
             Requires `Authorization: Bearer <ADMIN_TOKEN>` when the replicas have a token set"),

@@ -40,12 +40,38 @@ pub(super) struct Seat {
     booked_at: Option<DateTime<Utc>>,
     version: i64,
     fencing_token: i64,
+    /// Whether a live hold keeps the seat (see `POST /holds`), by the
+    /// database's clock when the seat was read.
+    pub(super) is_held: bool,
+    /// With `is_held`: whose hold, which one, and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until: Option<DateTime<Utc>>,
 }
 
 impl From<storage::Seat> for Seat {
     fn from(row: storage::Seat) -> Self {
-        let storage::Seat { id, event_id, seat_number, section, row_name, is_booked, booked_by, booked_at, version, fencing_token } = row;
-        Self { id, event_id, seat_number, section, row_name, is_booked, booked_by, booked_at, version, fencing_token }
+        // An expired hold is history: the seat shows only a live one.
+        let live = row.hold_live;
+        Self {
+            id: row.id,
+            event_id: row.event_id,
+            seat_number: row.seat_number,
+            section: row.section,
+            row_name: row.row_name,
+            is_booked: row.is_booked,
+            booked_by: row.booked_by,
+            booked_at: row.booked_at,
+            version: row.version,
+            fencing_token: row.fencing_token,
+            is_held: live,
+            held_by: row.held_by.filter(|_| live),
+            hold_id: row.hold_id.filter(|_| live),
+            held_until: row.held_until.filter(|_| live),
+        }
     }
 }
 

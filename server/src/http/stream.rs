@@ -1,7 +1,8 @@
 //! `GET /events/{id}/stream`: the seat map's Server-Sent Events.
 //!
 //! A stream opens with `hello` (this replica and its strategy), then sends
-//! `seat` for every booking of the event that any replica commits, `reset`
+//! `seat` for every booking of the event that any replica commits, `hold`
+//! for every hold taken and `freed` for every hold released or expired, `reset`
 //! when the event is reset or deleted, `strategy` when this replica applies
 //! a new strategy, and `resync` when it may have missed changes (the stream
 //! fell behind, or the replica's Redis subscription was lost): the page then
@@ -71,6 +72,8 @@ async fn stream(
         std::future::ready(match update {
             Ok(Update::Change(change)) if change.event_id() == event_id => Some(match &*change {
                 Change::Booked { .. } => event("seat", &*change),
+                Change::Held { .. } => event("hold", &*change),
+                Change::Freed { .. } => event("freed", &*change),
                 Change::Reset { .. } => event("reset", &*change),
             }),
             Ok(Update::Change(_)) => None,

@@ -39,6 +39,21 @@ pub enum Change {
         holders: i64,
         booking_id: i64,
     },
+    /// A hold was taken: the seat is kept for `customer_id` until
+    /// `expires_at` (Postgres' clock); `holds` above 1 means the strategy
+    /// let two customers hold it.
+    Held {
+        event_id: i64,
+        seat_number: String,
+        customer_id: String,
+        instance: String,
+        hold_id: i64,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        holds: i64,
+    },
+    /// The seat's hold `hold_id` ended without a booking (released, or
+    /// expired and swept): the seat is on sale again.
+    Freed { event_id: i64, seat_number: String, hold_id: i64 },
     /// Every seat of the event was freed (or the event deleted).
     Reset { event_id: i64 },
 }
@@ -46,7 +61,7 @@ pub enum Change {
 impl Change {
     pub fn event_id(&self) -> i64 {
         match self {
-            Self::Booked { event_id, .. } | Self::Reset { event_id } => *event_id,
+            Self::Booked { event_id, .. } | Self::Held { event_id, .. } | Self::Freed { event_id, .. } | Self::Reset { event_id } => *event_id,
         }
     }
 }

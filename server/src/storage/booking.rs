@@ -61,11 +61,35 @@ pub enum SeatCondition {
     FencingToken(i64),
 }
 
-/// What [`commit_booking`] did.
+impl<T> Written<T> {
+    /// The same result, with what was written turned into `U`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+        match self {
+            Self::Done(written) => Written::Done(f(written)),
+            Self::SeatChanged => Written::SeatChanged,
+            Self::StaleEpoch(current) => Written::StaleEpoch(current),
+        }
+    }
+}
+
+impl SeatCondition {
+    /// The condition as SQL on the seat row, naming its value (if it has
+    /// one) as parameter `$n`, and that value.
+    pub(super) fn filter(self, n: usize) -> (String, Option<i64>) {
+        match self {
+            Self::Any => ("TRUE".into(), None),
+            Self::Version(version) => (format!("version = ${n} AND NOT is_booked"), Some(version)),
+            Self::FencingToken(token) => (format!("fencing_token = ${n}"), Some(token)),
+        }
+    }
+}
+
+/// What a strategy's write ([`commit_booking`], or
+/// [`super::holds::commit_hold`]) did.
 #[derive(Debug, Clone, Copy)]
-pub enum Written {
-    /// The seat and the booking row are written and committed.
-    Booked(Recorded),
+pub enum Written<T = Recorded> {
+    /// The seat and its row (`T`: a booking, or a hold) are written and committed.
+    Done(T),
     /// The seat no longer matches the condition; nothing was written.
     SeatChanged,
     /// The cluster left the booking's epoch while it was in flight; nothing
@@ -93,8 +117,15 @@ pub enum Written {
 /// written, and `tx` is left in autocommit for the caller to record a refusal.
 #[tracing::instrument(name = "db.commit_booking", skip_all)]
 pub async fn commit_booking(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt: Attempt<'_>) -> Result<Written, DbError> {
-    if let Some(recorded) = book_seat(tx, epoch, condition, attempt).await? {
-        return Ok(Written::Booked(recorded));
+    let recorded = book_seat(tx, epoch, condition, attempt).await?;
+    why_not_written(tx, epoch, recorded).await
+}
+
+/// The write's result: done, or, when it matched nothing, whether the
+/// cluster left the epoch or the seat changed.
+pub(super) async fn why_not_written<T>(tx: &mut Conn, epoch: u64, written: Option<T>) -> Result<Written<T>, DbError> {
+    if let Some(written) = written {
+        return Ok(Written::Done(written));
     }
     let current = epoch::current(tx).await?;
     if current.epoch != epoch {
@@ -105,11 +136,7 @@ pub async fn commit_booking(tx: &mut Conn, epoch: u64, condition: SeatCondition,
 
 async fn book_seat(tx: &mut Conn, epoch: u64, condition: SeatCondition, attempt: Attempt<'_>) -> Result<Option<Recorded>, DbError> {
     // The condition's value, if it has one, is the last parameter ($10).
-    let (filter, value) = match condition {
-        SeatCondition::Any => ("TRUE", None),
-        SeatCondition::Version(version) => ("version = $10 AND NOT is_booked", Some(version)),
-        SeatCondition::FencingToken(token) => ("fencing_token = $10", Some(token)),
-    };
+    let (filter, value) = condition.filter(10);
     let sql = format!(
         "WITH seat AS (
              UPDATE seats SET is_booked = TRUE, booked_by = $3, booked_at = now(), version = version + 1, holders = holders + 1

@@ -26,10 +26,43 @@ pub struct Seat {
     pub booked_at: Option<DateTime<Utc>>,
     pub version: i64,
     pub fencing_token: i64,
+    /// The seat's newest hold, and whether it is still live by Postgres'
+    /// clock at the moment of this read (`held_until > now()`).
+    pub hold_id: Option<i64>,
+    pub held_by: Option<String>,
+    pub held_until: Option<DateTime<Utc>>,
+    pub hold_live: bool,
+}
+
+/// Who may have a seat, as one read of it saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    /// Not booked, and no live hold: anyone may take it.
+    Free,
+    /// Booked (by anyone).
+    Booked,
+    /// Kept by a live hold of this customer.
+    HeldByThem,
+    /// Kept by a live hold of another customer.
+    HeldByOther,
+}
+
+impl Seat {
+    /// Whether `customer` may take the seat. Expiry is the database's
+    /// verdict (`hold_live`), never this replica's clock.
+    pub fn availability(&self, customer: &str) -> Availability {
+        match (self.is_booked, self.hold_live) {
+            (true, _) => Availability::Booked,
+            (false, false) => Availability::Free,
+            (false, true) if self.held_by.as_deref() == Some(customer) => Availability::HeldByThem,
+            (false, true) => Availability::HeldByOther,
+        }
+    }
 }
 
 const SEAT_COLUMNS: &str = "id, event_id, seat_number, section, row_name, is_booked, booked_by, \
-                            booked_at, version, fencing_token";
+                            booked_at, version, fencing_token, hold_id, held_by, held_until, \
+                            held_until IS NOT NULL AND held_until > now() AS hold_live";
 
 impl Seat {
     /// A row of [`SEAT_COLUMNS`], as the booking path's connection returns it.
@@ -45,6 +78,10 @@ impl Seat {
             booked_at: row.try_get("booked_at")?,
             version: row.try_get("version")?,
             fencing_token: row.try_get("fencing_token")?,
+            hold_id: row.try_get("hold_id")?,
+            held_by: row.try_get("held_by")?,
+            held_until: row.try_get("held_until")?,
+            hold_live: row.try_get("hold_live")?,
         })
     }
 }
@@ -63,7 +100,7 @@ pub async fn event(pool: &PgPool, event_id: i64) -> sqlx::Result<Option<Event>> 
 pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::Result<Vec<Seat>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SEAT_COLUMNS} FROM seats
-         WHERE event_id = $1 AND (NOT $2 OR NOT is_booked)
+         WHERE event_id = $1 AND (NOT $2 OR (NOT is_booked AND NOT (held_until IS NOT NULL AND held_until > now())))
          ORDER BY row_name, length(seat_number), seat_number"
     )))
     .bind(event_id)
@@ -102,7 +139,7 @@ pub async fn holders(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<Holder>> 
 #[tracing::instrument(name = "db.available_seats", skip_all)]
 pub async fn available_seats(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<(i64, i64)>> {
     sqlx::query_as(
-        "SELECT event_id, count(*) FILTER (WHERE NOT is_booked) FROM seats
+        "SELECT event_id, count(*) FILTER (WHERE NOT is_booked AND NOT (held_until IS NOT NULL AND held_until > now())) FROM seats
          WHERE ($1::BIGINT IS NULL OR event_id = $1)
          GROUP BY event_id ORDER BY event_id",
     )
@@ -181,18 +218,20 @@ pub async fn delete_event(conn: &mut PgConnection, event_id: i64) -> sqlx::Resul
     Ok(deleted.rows_affected() == 1)
 }
 
-/// Frees every seat of the event and deletes its bookings, inside the
+/// Frees every seat of the event and deletes its bookings and holds, inside the
 /// caller's transaction (the reset barrier's). Returns false when there is no
 /// such event.
 #[tracing::instrument(name = "db.reset_event", skip_all)]
 pub async fn reset_event(conn: &mut PgConnection, event_id: i64) -> sqlx::Result<bool> {
     let seats = sqlx::query(
-        "UPDATE seats SET is_booked = FALSE, booked_by = NULL, booked_at = NULL, version = 0, fencing_token = 0, holders = 0
+        "UPDATE seats SET is_booked = FALSE, booked_by = NULL, booked_at = NULL, version = 0, fencing_token = 0, holders = 0,
+                          hold_id = NULL, held_by = NULL, held_until = NULL, hold_count = 0
          WHERE event_id = $1",
     )
     .bind(event_id)
     .execute(&mut *conn)
     .await?;
+    sqlx::query("DELETE FROM holds WHERE event_id = $1").bind(event_id).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM bookings WHERE event_id = $1").bind(event_id).execute(&mut *conn).await?;
     Ok(seats.rows_affected() > 0)
 }

@@ -29,7 +29,7 @@ use crate::error::Result;
 use crate::keys::Keys;
 use crate::storage::pipelined::Pool;
 use lock::book_under;
-pub use toolkit::{Applied, Booking, CustomerId, IdempotencyKey, Outcome, Refusal, SeatNumber, StrategyName, Verdict};
+pub use toolkit::{Applied, Booking, Claim, CustomerId, IdempotencyKey, Outcome, Refusal, SeatNumber, StrategyName, Verdict};
 pub(crate) use toolkit::{Ctx, retry_until};
 
 /// A way of coordinating concurrent bookings of one seat that is not a lock

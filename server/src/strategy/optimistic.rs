@@ -39,8 +39,7 @@ impl LockingStrategy for VersionCheck {
             attempts += 1;
             let seat = ctx.seat(&mut Conn::get(ctx.db).await?).await?;
             let attempt = storage::Attempt { attempts: attempts as i32, ..ctx.attempt(seat.id) };
-            if seat.is_booked {
-                let outcome = ctx.taken(&mut Conn::get(ctx.db).await?, attempt, &seat).await?;
+            if let Some(outcome) = ctx.unavailable(&mut Conn::get(ctx.db).await?, attempt, &seat).await? {
                 return Ok(Outcome { attempts: Some(attempts), ..outcome });
             }
             // No connection is held during the hold: nothing is locked, the

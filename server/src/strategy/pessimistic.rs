@@ -35,8 +35,7 @@ impl LockingStrategy for RowLock {
         let Some(seat) = seat else {
             return Err(ctx.seat_not_found().await);
         };
-        if seat.is_booked {
-            let outcome = ctx.taken(&mut tx, ctx.attempt(seat.id), &seat).await?;
+        if let Some(outcome) = ctx.unavailable(&mut tx, ctx.attempt(seat.id), &seat).await? {
             tx.commit().await?;
             return Ok(outcome);
         }

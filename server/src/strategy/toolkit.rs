@@ -1,7 +1,7 @@
 //! The toolkit every strategy books with: the request ([`Booking`]), what
 //! a strategy answers ([`Outcome`]), and the steps ([`Ctx`]): read the seat,
-//! spend the hold time, write the seat and its booking row in one
-//! transaction, record a refusal. The SQL itself lives in
+//! spend the hold time, write the seat and its booking row (or, for a
+//! [`Claim::Hold`], its hold row) in one transaction, record a refusal. The SQL itself lives in
 //! [`crate::storage`]; a strategy only decides how the replicas coordinate
 //! around these steps.
 
@@ -12,7 +12,8 @@ use tracing::Instrument;
 pub use crate::domain::{Applied, CustomerId, IdempotencyKey, Refusal, SeatNumber, StrategyName};
 use crate::error::{Error, Result};
 use crate::storage::pipelined::{Conn, Pool};
-use crate::storage::{self, Recorded, Seat, SeatCondition, Written};
+use crate::storage::holds::Taken;
+use crate::storage::{self, Availability, Recorded, Seat, SeatCondition, Written};
 
 /// What a strategy did with one booking request.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +38,19 @@ impl Outcome {
 pub enum Verdict {
     /// The seat was written for this customer; `holders > 1` means double-booked.
     Booked(Recorded),
+    /// A hold on the seat was written for this customer (or they already
+    /// had one); `holds > 1` means the strategy let two holds through.
+    Held(Taken),
     Refused(Refusal),
+}
+
+/// What a request claims of its seat: the seat itself (`POST /book`), or a
+/// hold on it for `ttl_ms` (`POST /holds`). The strategies coordinate both
+/// the same way; only the final write differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Book,
+    Hold { ttl_ms: i64 },
 }
 
 /// One booking request on its way through a strategy.
@@ -49,6 +62,7 @@ pub struct Booking {
     pub instance_id: String,
     /// The client's `Idempotency-Key`, if it sent one.
     pub idempotency_key: Option<IdempotencyKey>,
+    pub claim: Claim,
 }
 
 /// Shared by every strategy: the database, the simulated payment step, and
@@ -117,17 +131,37 @@ impl Ctx<'_> {
         Ok(Outcome { verdict: Verdict::Refused(refusal), attempts: None, fencing_token: attempt.fencing_token, cluster: None })
     }
 
-    /// The seat is booked. If this customer holds it, booking it again is
-    /// answered with their booking (natural idempotency: no key needed, and
-    /// nothing is recorded); anyone else is refused `seat_taken`.
-    pub(super) async fn taken(&self, conn: &mut Conn, attempt: storage::Attempt<'_>, seat: &Seat) -> Result<Outcome> {
+    /// What this request gets when the seat is not free for it, or `None`
+    /// when it is (free, or held by this customer who now books it).
+    ///
+    /// Booked by this customer: booking again is answered with their
+    /// booking (natural idempotency: no key needed, nothing recorded). Held
+    /// by this customer: holding again is answered with their hold. Anyone
+    /// else is refused, `seat_taken` or `seat_held`, and that is recorded.
+    pub(super) async fn unavailable(&self, conn: &mut Conn, attempt: storage::Attempt<'_>, seat: &Seat) -> Result<Option<Outcome>> {
         let customer = self.booking.customer_id.as_str();
-        if seat.booked_by.as_deref() == Some(customer)
-            && let Some(recorded) = storage::holding(conn, seat.id, customer).await?
-        {
-            return Ok(Outcome::booked(recorded));
-        }
-        self.refuse_with(conn, attempt, Refusal::SeatTaken).await
+        let refusal = match seat.availability(customer) {
+            Availability::Free => return Ok(None),
+            Availability::HeldByThem => match (self.booking.claim, seat.hold_id, seat.held_until) {
+                (Claim::Book, ..) => return Ok(None),
+                (Claim::Hold { .. }, Some(hold_id), Some(expires_at)) => {
+                    let taken = Taken { hold_id, expires_at, holds: 1, fresh: false };
+                    return Ok(Some(Outcome { verdict: Verdict::Held(taken), attempts: None, fencing_token: None, cluster: None }));
+                }
+                (Claim::Hold { .. }, ..) => Refusal::SeatHeld,
+            },
+            Availability::HeldByOther => Refusal::SeatHeld,
+            Availability::Booked => {
+                if self.booking.claim == Claim::Book
+                    && seat.booked_by.as_deref() == Some(customer)
+                    && let Some(recorded) = storage::holding(conn, seat.id, customer).await?
+                {
+                    return Ok(Some(Outcome::booked(recorded)));
+                }
+                Refusal::SeatTaken
+            }
+        };
+        self.refuse_with(conn, attempt, refusal).await.map(Some)
     }
 
     /// The booking's write, and the commit of the caller's transaction `tx`:
@@ -138,8 +172,12 @@ impl Ctx<'_> {
     /// `Ok(None)`: the seat no longer matched `condition`, nothing written;
     /// `tx` is left in autocommit for the caller to record why.
     pub(super) async fn commit_booking(&self, tx: &mut Conn, attempt: storage::Attempt<'_>, condition: SeatCondition) -> Result<Option<Outcome>> {
-        match storage::commit_booking(tx, self.epoch, condition, attempt).await? {
-            Written::Booked(recorded) => Ok(Some(Outcome { fencing_token: attempt.fencing_token, ..Outcome::booked(recorded) })),
+        let verdict = match self.booking.claim {
+            Claim::Book => storage::commit_booking(tx, self.epoch, condition, attempt).await?.map(Verdict::Booked),
+            Claim::Hold { ttl_ms } => storage::holds::commit_hold(tx, self.epoch, condition, attempt, ttl_ms).await?.map(Verdict::Held),
+        };
+        match verdict {
+            Written::Done(verdict) => Ok(Some(Outcome { verdict, attempts: None, fencing_token: attempt.fencing_token, cluster: None })),
             Written::SeatChanged => Ok(None),
             Written::StaleEpoch(current) => {
                 let outcome = self.refuse_with(tx, attempt, Refusal::StaleStrategy).await?;
@@ -166,8 +204,8 @@ impl Ctx<'_> {
         let seat = {
             let mut conn = Conn::get(self.db).await?;
             let seat = self.seat(&mut conn).await?;
-            if seat.is_booked {
-                return self.taken(&mut conn, self.attempt(seat.id), &seat).await;
+            if let Some(outcome) = self.unavailable(&mut conn, self.attempt(seat.id), &seat).await? {
+                return Ok(outcome);
             }
             seat
         };
@@ -195,8 +233,8 @@ impl Ctx<'_> {
             crate::metrics::fencing_rejected(self.strategy);
             return self.refuse_with(&mut conn, attempt, Refusal::StaleToken).await;
         };
-        if seat.is_booked {
-            return self.taken(&mut conn, attempt, &seat).await;
+        if let Some(outcome) = self.unavailable(&mut conn, attempt, &seat).await? {
+            return Ok(outcome);
         }
         drop(conn);
         self.hold().await;
