@@ -6,7 +6,11 @@
 //! - no seat has more than one live holder (expected under `none` and
 //!   `mutex`, which the lab lets double-book; a failure under any other);
 //! - a seat marked booked has a holder, and a holder's seat is marked booked;
-//! - the seat's `booked_by` is one of its holders.
+//! - the seat's `booked_by` is one of its holders;
+//! - no two holds of one seat were live at the same time (expected under
+//!   `none` and `mutex` too);
+//! - no hold was confirmed after it expired, by the database's clock;
+//! - no seat was confirmed from two holds.
 //!
 //! With a history it also finds acknowledged bookings the database lost, and
 //! one seat acknowledged to two customers.
@@ -46,6 +50,13 @@ pub enum Kind {
     LostAcknowledgement,
     /// Two customers were both told they own one seat.
     SeatAcknowledgedTwice,
+    /// Two holds of one seat were live at the same time: two customers were
+    /// both told the seat was kept for them.
+    OverlappingHolds,
+    /// A hold became a booking after it had expired.
+    ConfirmedAfterExpiry,
+    /// Two holds of one seat were both confirmed.
+    SeatConfirmedTwice,
 }
 
 /// Every finding in the database, of one event or of all.
@@ -89,6 +100,62 @@ pub async fn check(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<Fin
         {
             found(Kind::BookedByMismatch, format!("booked_by {booked_by}, holders {}", holders.join(", ")), false);
         }
+    }
+    findings.extend(check_holds(pool, event_id).await?);
+    Ok(findings)
+}
+
+/// The holds' invariants. A hold lives from its write (`created_at`) until
+/// it expired, or ended earlier (confirmed or released).
+async fn check_holds(pool: &PgPool, event_id: Option<i64>) -> sqlx::Result<Vec<Finding>> {
+    let overlapping: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+        "WITH lived AS (
+             SELECT h.*, least(h.expires_at, coalesce(h.ended_at, h.expires_at)) AS ended FROM holds h
+             WHERE ($1::BIGINT IS NULL OR h.event_id = $1)
+         )
+         SELECT a.event_id, s.seat_number, a.customer_id, b.customer_id, a.locking_strategy, b.locking_strategy
+         FROM lived a JOIN lived b ON b.seat_id = a.seat_id AND b.id > a.id
+              AND b.created_at < a.ended AND a.created_at < b.ended
+         JOIN seats s ON s.id = a.seat_id
+         ORDER BY a.event_id, s.seat_number, a.id, b.id",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await?;
+    let late: Vec<(i64, String, String, f64)> = sqlx::query_as(
+        "SELECT h.event_id, s.seat_number, h.customer_id, extract(epoch FROM h.ended_at - h.expires_at)::FLOAT8 * 1000
+         FROM holds h JOIN seats s ON s.id = h.seat_id
+         WHERE h.status = 'confirmed' AND h.ended_at > h.expires_at AND ($1::BIGINT IS NULL OR h.event_id = $1)
+         ORDER BY h.event_id, s.seat_number",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await?;
+    let twice: Vec<(i64, String, Vec<String>)> = sqlx::query_as(
+        "SELECT h.event_id, s.seat_number, array_agg(h.customer_id ORDER BY h.id)
+         FROM holds h JOIN seats s ON s.id = h.seat_id
+         WHERE h.status = 'confirmed' AND ($1::BIGINT IS NULL OR h.event_id = $1)
+         GROUP BY h.event_id, s.seat_number HAVING count(*) > 1
+         ORDER BY h.event_id, s.seat_number",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await?;
+
+    let unsafe_only = |strategies: &[&str]| strategies.iter().all(|strategy| strategy.parse::<StrategyName>().is_ok_and(|name| !name.is_safe()));
+    let mut findings = Vec::new();
+    for (event_id, seat_number, first, second, first_strategy, second_strategy) in overlapping {
+        let detail = format!("held by {first} ({first_strategy}) and {second} ({second_strategy}) at the same time");
+        let expected = unsafe_only(&[&first_strategy, &second_strategy]);
+        findings.push(Finding { kind: Kind::OverlappingHolds, event_id, seat_number, detail, expected });
+    }
+    for (event_id, seat_number, customer, late_ms) in late {
+        let detail = format!("{customer}'s hold was confirmed {late_ms:.0} ms after it expired");
+        findings.push(Finding { kind: Kind::ConfirmedAfterExpiry, event_id, seat_number, detail, expected: false });
+    }
+    for (event_id, seat_number, customers) in twice {
+        let detail = format!("confirmed from the holds of {}", customers.join(", "));
+        findings.push(Finding { kind: Kind::SeatConfirmedTwice, event_id, seat_number, detail, expected: false });
     }
     Ok(findings)
 }
@@ -207,7 +274,7 @@ pub fn report(findings: &[Finding]) -> String {
         ));
     }
     out.push_str(&format!(
-        "audit: {} finding(s), {} broken invariant(s), {} expected double booking(s) under none/mutex\n",
+        "audit: {} finding(s), {} broken invariant(s), {} expected under none/mutex\n",
         findings.len(),
         broken,
         findings.len() - broken

@@ -246,5 +246,12 @@ async fn only_the_safe_strategies_give_one_seat_one_hold_and_no_strategy_books_i
             assert_eq!((*status, body["reason"].as_str()), (StatusCode::CONFLICT, Some("hold_lost")), "{strategy}: {body}");
         }
         assert_eq!(owners_in_postgres(&app, "F1").await.len(), 1, "{strategy}");
+        // The audit agrees: overlapping holds under `none` only, and expected there.
+        let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
+        let findings = booking_lab::audit::check(&pool, Some(1)).await.unwrap();
+        assert!(findings.iter().all(|finding| finding.expected), "{strategy}: {findings:#?}");
+        let overlapping = findings.iter().filter(|finding| finding.kind == booking_lab::audit::Kind::OverlappingHolds).count();
+        assert_eq!(overlapping > 0, strategy == "none", "{strategy}: {findings:#?}");
+        pool.close().await;
     }
 }

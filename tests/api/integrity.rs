@@ -173,3 +173,51 @@ async fn the_audit_reports_every_kind_of_inconsistency_planted_with_sql() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("LostAcknowledgement"), "{}", String::from_utf8_lossy(&output.stdout));
     pool.close().await;
 }
+
+/// A hold planted with SQL, on `seat`, lived from `from` to `to` seconds
+/// from now (negative: in the past), with `status` and, if confirmed, ended
+/// `ended` seconds from now.
+fn planted_hold(seat: &str, customer: &str, strategy: &str, status: &str, from: i32, to: i32, ended: Option<i32>) -> String {
+    let ended = ended.map_or("NULL".to_owned(), |at| format!("now() + interval '{at} seconds'"));
+    format!(
+        "INSERT INTO holds (event_id, seat_id, customer_id, status, created_at, expires_at, ended_at, locking_strategy, instance_id)
+         SELECT 1, id, '{customer}', '{status}', now() + interval '{from} seconds', now() + interval '{to} seconds', {ended}, '{strategy}', 'planted'
+         FROM seats WHERE event_id = 1 AND seat_number = '{seat}';"
+    )
+}
+
+#[tokio::test]
+async fn the_audit_reports_every_broken_hold_invariant_planted_with_sql() {
+    let app = spawn_app_with(Options::default()).await;
+    let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
+
+    // Holds that follow each other, a confirmed one included: nothing to report.
+    plant(&pool, &planted_hold("G1", "first", "pessimistic", "expired", -60, -30, Some(-29))).await;
+    plant(&pool, &planted_hold("G1", "second", "pessimistic", "released", -20, 40, Some(-10))).await;
+    plant(&pool, &planted_hold("G1", "third", "pessimistic", "confirmed", -5, 55, Some(-4))).await;
+    plant(&pool, &format!("UPDATE seats SET is_booked = TRUE, booked_by = 'third' WHERE seat_number = 'G1'; {}", holder("G1", "third", "pessimistic"))).await;
+    assert!(audit::check(&pool, Some(1)).await.unwrap().is_empty(), "{:#?}", audit::check(&pool, Some(1)).await);
+
+    // Two live holds on one seat under `none`: the lesson, expected.
+    plant(&pool, &planted_hold("H1", "n1", "none", "held", -2, 60, None)).await;
+    plant(&pool, &planted_hold("H1", "n2", "none", "held", -1, 60, None)).await;
+    let findings = audit::check(&pool, Some(1)).await.unwrap();
+    assert!(findings.len() == 1 && findings[0].kind == Kind::OverlappingHolds && findings[0].expected, "{findings:#?}");
+
+    // Each broken hold invariant, on its own seat.
+    plant(&pool, &planted_hold("H2", "p1", "pessimistic", "held", -2, 60, None)).await;
+    plant(&pool, &planted_hold("H2", "p2", "etcd", "held", -1, 60, None)).await;
+    plant(&pool, &planted_hold("H3", "late", "optimistic", "confirmed", -10, -5, Some(-3))).await;
+    plant(&pool, &planted_hold("H4", "c1", "fenced", "confirmed", -30, -20, Some(-25))).await;
+    plant(&pool, &planted_hold("H4", "c2", "fenced", "confirmed", -10, 50, Some(-9))).await;
+    let findings = audit::check(&pool, Some(1)).await.unwrap();
+    let broken: Vec<(Kind, &str)> = findings.iter().filter(|f| !f.expected).map(|f| (f.kind, f.seat_number.as_str())).collect();
+    assert_eq!(
+        broken,
+        [(Kind::OverlappingHolds, "H2"), (Kind::ConfirmedAfterExpiry, "H3"), (Kind::SeatConfirmedTwice, "H4")],
+        "{findings:#?}"
+    );
+    let late = findings.iter().find(|f| f.kind == Kind::ConfirmedAfterExpiry).unwrap();
+    assert!(late.detail.contains("late's hold was confirmed 2000 ms after it expired"), "{late:?}");
+    pool.close().await;
+}

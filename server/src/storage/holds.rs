@@ -29,7 +29,9 @@ pub struct Taken {
 /// The hold's write, and the `COMMIT` of the caller's transaction: one
 /// statement, like [`super::commit_booking`], that
 ///
-/// 1. stamps the seat with the new hold (its id, customer and expiry), if
+/// 1. stamps the seat with the new hold (its id, customer, and expiry: the
+///    TTL from this statement's start, `statement_timestamp()`, so a
+///    `pessimistic` hold that waited for the row lock gets its whole TTL), if
 ///    the seat still matches `condition` and the cluster is still in the
 ///    hold's epoch, counting the holds that were live on the seat;
 /// 2. inserts the hold row.
@@ -42,14 +44,14 @@ pub async fn commit_hold(tx: &mut Conn, epoch: u64, condition: SeatCondition, at
                  hold_count = CASE WHEN held_until > now() THEN hold_count + 1 ELSE 1 END,
                  hold_id = nextval('holds_id_seq'),
                  held_by = $3,
-                 held_until = now() + $6::BIGINT * interval '1 millisecond',
+                 held_until = statement_timestamp() + $6::BIGINT * interval '1 millisecond',
                  version = version + 1
              WHERE id = $2 AND {filter}
                AND (SELECT epoch FROM strategy_epoch FOR SHARE) = $7
              RETURNING hold_id, held_until, hold_count
          ), inserted AS (
-             INSERT INTO holds (id, event_id, seat_id, customer_id, expires_at, locking_strategy, instance_id, fencing_token)
-             SELECT seat.hold_id, $1, $2, $3, seat.held_until, $4, $5, $8
+             INSERT INTO holds (id, event_id, seat_id, customer_id, created_at, expires_at, locking_strategy, instance_id, fencing_token)
+             SELECT seat.hold_id, $1, $2, $3, statement_timestamp(), seat.held_until, $4, $5, $8
              FROM seat
              RETURNING id
          )
