@@ -217,6 +217,34 @@ impl LabClient {
         self.book_with_key(event_id, seat, customer, &uuid::Uuid::new_v4().to_string()).await
     }
 
+    /// `POST /holds`: one hold request; any HTTP answer is an `Answer`.
+    pub async fn hold(&self, event_id: i64, seat: &str, customer: &str, ttl_ms: u64) -> anyhow::Result<Answer> {
+        let body = json!({ "event_id": event_id, "seat_number": seat, "customer_id": customer, "ttl_ms": ttl_ms });
+        let response = self.http.post(format!("{}/holds", self.base_url)).json(&body).send().await.with_context(|| self.unreachable())?;
+        Ok(Answer::read(response).await)
+    }
+
+    /// `POST /holds/{id}/confirm` with the key `key`; like a booking, a
+    /// confirm that got no answer is sent again with the same key.
+    pub async fn confirm_hold(&self, hold_id: i64, key: &str) -> anyhow::Result<Answer> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let sent = self.http.post(format!("{}/holds/{hold_id}/confirm", self.base_url)).header("idempotency-key", key).send().await;
+            match sent {
+                Ok(response) => return Ok(Answer::read(response).await),
+                Err(_) if tries < self.tries => tokio::time::sleep(Duration::from_millis(50 * tries)).await,
+                Err(error) => return Err(error).with_context(|| self.unreachable()),
+            }
+        }
+    }
+
+    /// `DELETE /holds/{id}`.
+    pub async fn release_hold(&self, hold_id: i64) -> anyhow::Result<Answer> {
+        let response = self.http.delete(format!("{}/holds/{hold_id}", self.base_url)).send().await.with_context(|| self.unreachable())?;
+        Ok(Answer::read(response).await)
+    }
+
     /// One booking with the key `key`. A transport failure (no answer: the
     /// replica died, nginx reloaded under a kept-alive connection) is retried
     /// with the same key, so it can never book twice: up to three tries

@@ -8,8 +8,8 @@ use anyhow::Context;
 use booking_server::domain::StrategyName;
 use clap::Subcommand;
 
-use crate::config::{AuditConfig, CompareConfig, ExercisesConfig, FaultsConfig, FlipConfig};
-use crate::{audit, compare, exercises, faults, flip};
+use crate::config::{AuditConfig, CompareConfig, ExercisesConfig, FaultsConfig, FlashSaleConfig, FlipConfig};
+use crate::{audit, compare, exercises, faults, flash_sale, flip};
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
@@ -20,6 +20,11 @@ pub enum LabCommand {
     /// balancer: a measured table of bookings, double bookings, latency,
     /// throughput, retries and contentions.
     Compare(CompareConfig),
+    /// A flash sale through the load balancer, for every strategy: many more
+    /// customers than seats hold, pay and confirm; some walk away, some pay
+    /// too late. Exits 1 when a seat is sold twice or a strategy that
+    /// holds grants two holds on one seat.
+    FlashSale(FlashSaleConfig),
     /// Switching is a race too: contended bookings through the load balancer
     /// while the strategy flips among the safe ones; then what the database
     /// holds against what the clients were told.
@@ -38,6 +43,7 @@ impl LabCommand {
         match self {
             Self::Exercises(config) => run_exercises(config).await,
             Self::Compare(config) => run_compare(config).await,
+            Self::FlashSale(config) => run_flash_sale(config).await,
             Self::Flip(config) => run_flip(config).await,
             Self::Audit(config) => run_audit(config).await,
             Self::Faults(config) => run_faults(config).await,
@@ -127,6 +133,41 @@ async fn run_exercises(config: ExercisesConfig) -> anyhow::Result<()> {
     } else {
         print!("{}", exercises::table(&results));
     }
+    Ok(())
+}
+
+async fn run_flash_sale(config: FlashSaleConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(config.pay_min_ms <= config.pay_max_ms, "--pay-min-ms must not be above --pay-max-ms");
+    let client = config.target.client()?;
+    let strategies = if config.strategies.is_empty() { StrategyName::ALL.to_vec() } else { config.strategies };
+    let settings = flash_sale::Settings {
+        customers: config.customers.into(),
+        rows: config.rows.into(),
+        seats_per_row: config.seats_per_row.into(),
+        ttl: std::time::Duration::from_millis(config.ttl_ms),
+        abandon: config.abandon,
+        pay_min: std::time::Duration::from_millis(config.pay_min_ms),
+        pay_max: std::time::Duration::from_millis(config.pay_max_ms),
+        limit: std::time::Duration::from_secs_f64(config.limit_secs),
+    };
+    eprintln!(
+        "flash sale: {} customers, {} seats, holds of {} ms, {:.0} % walk away, payment {}..{} ms",
+        settings.customers,
+        settings.seats(),
+        config.ttl_ms,
+        settings.abandon * 100.0,
+        config.pay_min_ms,
+        config.pay_max_ms
+    );
+    let rows = flash_sale::run(&client, &strategies, &settings).await?;
+    if config.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", flash_sale::markdown(&rows));
+    }
+    let broken: Vec<&str> =
+        strategies.iter().zip(&rows).filter(|(strategy, row)| !row.as_taught(**strategy)).map(|(_, row)| row.strategy.as_str()).collect();
+    anyhow::ensure!(broken.is_empty(), "the sale did not go as the lesson says under: {}", broken.join(", "));
     Ok(())
 }
 

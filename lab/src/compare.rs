@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::client::{AnswerCounts, LabClient};
@@ -62,23 +62,14 @@ impl Tally {
 
 /// Runs every strategy in turn, with a progress line on stderr.
 pub async fn run(client: &LabClient, strategies: &[StrategyName], settings: &Settings) -> anyhow::Result<Vec<Row>> {
-    let progress = ProgressBar::new(strategies.len() as u64).with_style(
-        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}").expect("valid template"),
-    );
-    progress.enable_steady_tick(Duration::from_millis(120));
-    let mut rows = Vec::with_capacity(strategies.len());
-    for &strategy in strategies {
+    let one = async |strategy: StrategyName, progress: &ProgressBar| {
         progress.set_message(format!("{strategy}: booking for {} s with {} workers", settings.duration.as_secs_f32(), settings.concurrency));
-        let row = run_strategy(client, strategy, settings, &progress).await?;
-        progress.println(format!(
-            "{strategy:>12}: {} attempts, {} double bookings, p99 {:.1} ms",
-            row.attempts, row.double_bookings, row.p99_ms
-        ));
-        rows.push(row);
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    Ok(rows)
+        run_strategy(client, strategy, settings, progress).await
+    };
+    load::each_strategy(strategies, one, |row: &Row| {
+        format!("{} attempts, {} double bookings, p99 {:.1} ms", row.attempts, row.double_bookings, row.p99_ms)
+    })
+    .await
 }
 
 async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Settings, progress: &ProgressBar) -> anyhow::Result<Row> {
@@ -136,7 +127,7 @@ async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Set
 }
 
 /// The latency below which `quantile` of the sorted samples fall, in ms.
-fn percentile_ms(sorted: &[Duration], quantile: f64) -> f64 {
+pub fn percentile_ms(sorted: &[Duration], quantile: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

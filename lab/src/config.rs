@@ -169,3 +169,44 @@ pub struct FaultsConfig {
     #[arg(long)]
     pub json: bool,
 }
+
+#[derive(Debug, Clone, Args)]
+pub struct FlashSaleConfig {
+    #[command(flatten)]
+    pub target: Target,
+    /// Strategies to run, comma separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<StrategyName>,
+    /// Customers in the sale, each after one seat.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..=5000))]
+    pub customers: u16,
+    /// Rows of the sale's event, and seats per row (20 seats by default).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rows: u16,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub seats_per_row: u16,
+    /// How long a hold keeps its seat, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=900_000))]
+    pub ttl_ms: u64,
+    /// The share of customers who walk away from their hold (half release
+    /// it, half let it expire), from 0 to 1.
+    #[arg(long, default_value_t = 0.3, value_parser = share)]
+    pub abandon: f64,
+    /// Payment takes a uniform time between these, in milliseconds; past the
+    /// TTL it lands late.
+    #[arg(long, default_value_t = 100)]
+    pub pay_min_ms: u64,
+    #[arg(long, default_value_t = 2500)]
+    pub pay_max_ms: u64,
+    /// The longest one strategy's sale may run, in seconds.
+    #[arg(long, default_value_t = 60.0, value_parser = seconds)]
+    pub limit_secs: f64,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn share(value: &str) -> Result<f64, String> {
+    let share: f64 = value.parse().map_err(|_| format!("{value:?} is not a number"))?;
+    if (0.0..=1.0).contains(&share) { Ok(share) } else { Err(format!("must be from 0 to 1, got {value}")) }
+}

@@ -15,6 +15,7 @@
 //!   every strategy, and its check in Postgres.
 //! - [`compare`]: every strategy under the same contended load, measured.
 //! - [`flip`]: contended load while the strategy switches.
+//! - [`flash_sale`]: hold, pay, confirm: a flash sale for every strategy.
 //! - [`audit`]: an independent check of what the database holds against the
 //!   invariants (and against what clients were told).
 //! - [`faults`]: the fault lab, failures injected into the running native
@@ -27,5 +28,6 @@ pub mod compare;
 pub mod config;
 pub mod exercises;
 pub mod faults;
+pub mod flash_sale;
 pub mod flip;
 pub mod load;

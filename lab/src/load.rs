@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
+use indicatif::{ProgressBar, ProgressStyle};
+use booking_server::domain::StrategyName;
 
 use crate::client::{Answer, LabClient};
 
@@ -157,4 +159,25 @@ mod tests {
         assert_eq!(seat_name(2600, 100, 200), "AA1");
         assert_eq!(seat_name(19_999, 100, 200), "GR100");
     }
+}
+
+/// Runs `one` for each strategy in turn under a progress bar on stderr,
+/// printing the `summary` of each result above the bar as it comes in.
+pub async fn each_strategy<R>(
+    strategies: &[StrategyName],
+    mut one: impl AsyncFnMut(StrategyName, &ProgressBar) -> anyhow::Result<R>,
+    summary: impl Fn(&R) -> String,
+) -> anyhow::Result<Vec<R>> {
+    let progress = ProgressBar::new(strategies.len() as u64)
+        .with_style(ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}").expect("valid template"));
+    progress.enable_steady_tick(Duration::from_millis(120));
+    let mut results = Vec::with_capacity(strategies.len());
+    for &strategy in strategies {
+        let result = one(strategy, &progress).await?;
+        progress.println(format!("{strategy:>12}: {}", summary(&result)));
+        results.push(result);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(results)
 }
