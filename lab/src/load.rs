@@ -146,21 +146,6 @@ impl<T> Running<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::seat_name;
-
-    #[test]
-    fn seat_names_match_the_rows_the_database_creates() {
-        assert_eq!(seat_name(0, 100, 200), "A1");
-        assert_eq!(seat_name(99, 100, 200), "A100");
-        assert_eq!(seat_name(100, 100, 200), "B1");
-        assert_eq!(seat_name(2599, 100, 200), "Z100");
-        assert_eq!(seat_name(2600, 100, 200), "AA1");
-        assert_eq!(seat_name(19_999, 100, 200), "GR100");
-    }
-}
-
 /// Runs `one` for each strategy in turn under a progress bar on stderr,
 /// printing the `summary` of each result above the bar as it comes in.
 pub async fn each_strategy<R>(
@@ -180,4 +165,19 @@ pub async fn each_strategy<R>(
     }
     progress.finish_and_clear();
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seat_name;
+
+    #[test]
+    fn seat_names_match_the_rows_the_database_creates() {
+        assert_eq!(seat_name(0, 100, 200), "A1");
+        assert_eq!(seat_name(99, 100, 200), "A100");
+        assert_eq!(seat_name(100, 100, 200), "B1");
+        assert_eq!(seat_name(2599, 100, 200), "Z100");
+        assert_eq!(seat_name(2600, 100, 200), "AA1");
+        assert_eq!(seat_name(19_999, 100, 200), "GR100");
+    }
 }
