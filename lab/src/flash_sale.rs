@@ -79,7 +79,12 @@ pub struct Row {
     /// Confirmed bookings whose hold was not live when confirmed, or is not
     /// linked to the booking.
     pub unbacked: usize,
-    /// 5xx or no answer.
+    /// Confirmed bookings (by the client's answer) that the event no longer
+    /// holds: acknowledged and lost.
+    pub lost_bookings: usize,
+    /// 503 answers: a backend down, nothing written, try again.
+    pub unavailable: usize,
+    /// Anything else: a 500, another status nobody documented, no answer.
     pub errors: usize,
     pub hold_p50_ms: f64,
     pub hold_p99_ms: f64,
@@ -93,7 +98,14 @@ impl Row {
     /// strategies also never grant two live holds on one seat.
     pub fn as_taught(&self, strategy: StrategyName) -> bool {
         let holds_ok = !strategy.is_safe() || self.double_holds == 0;
-        holds_ok && self.double_bookings == 0 && self.owners_twice == 0 && self.unbacked == 0 && self.errors == 0 && self.sold == self.seats
+        holds_ok && self.survived() && self.unavailable == 0 && self.sold == self.seats
+    }
+
+    /// What must hold even through an outage: no seat sold twice, no
+    /// booking without a live hold, no acknowledged booking lost, and no
+    /// answer but the documented ones (a 503 while a backend is down).
+    pub fn survived(&self) -> bool {
+        self.double_bookings == 0 && self.owners_twice == 0 && self.unbacked == 0 && self.lost_bookings == 0 && self.errors == 0
     }
 }
 
@@ -107,6 +119,7 @@ struct Tally {
     confirmed: Vec<(i64, i64)>,
     late: usize,
     lost: usize,
+    unavailable: usize,
     errors: usize,
     hold_latency: Vec<Duration>,
     confirm_latency: Vec<Duration>,
@@ -121,6 +134,7 @@ impl Tally {
         self.confirmed.extend(other.confirmed);
         self.late += other.late;
         self.lost += other.lost;
+        self.unavailable += other.unavailable;
         self.errors += other.errors;
         self.hold_latency.extend(other.hold_latency);
         self.confirm_latency.extend(other.confirm_latency);
@@ -145,6 +159,14 @@ pub async fn run(client: &LabClient, strategies: &[StrategyName], settings: &Set
 }
 
 async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Settings, progress: &ProgressBar) -> anyhow::Result<Row> {
+    let (row, event_id) = sale(client, strategy, settings, progress).await?;
+    client.delete(&format!("/admin/events/{event_id}")).await?;
+    Ok(row)
+}
+
+/// One strategy's sale on an event of its own, which it leaves in place
+/// (for an audit); returns the row and the event.
+pub async fn sale(client: &LabClient, strategy: StrategyName, settings: &Settings, progress: &ProgressBar) -> anyhow::Result<(Row, i64)> {
     client.set_strategy(strategy.as_str()).await?;
     let body = serde_json::json!({ "name": format!("flash sale {strategy}"), "rows": settings.rows, "seats_per_row": settings.seats_per_row });
     let event_id = client.post_json("/admin/events", body).await?["event"]["id"].as_i64().context("the created event has no id")?;
@@ -170,8 +192,7 @@ async fn run_strategy(client: &LabClient, strategy: StrategyName, settings: &Set
     let seconds = started.elapsed().as_secs_f64();
 
     let row = check(client, strategy, event_id, settings, tally, seconds).await?;
-    client.delete(&format!("/admin/events/{event_id}")).await?;
-    Ok(row)
+    Ok((row, event_id))
 }
 
 /// Refreshes the seat map every 100 ms until told to stop.
@@ -234,8 +255,8 @@ impl Customer {
                     tokio::time::sleep(Duration::from_millis(rand::random_range(10..50))).await;
                     continue;
                 }
-                _ => {
-                    tally.errors += 1;
+                other => {
+                    tally.count_failure(&other);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -250,20 +271,45 @@ impl Customer {
             }
             let paying = rand::random_range(self.settings.pay_min.as_millis()..=self.settings.pay_max.as_millis());
             tokio::time::sleep(Duration::from_millis(paying as u64)).await;
-            let sent = Instant::now();
-            let answer = self.client.confirm_hold(hold_id, &format!("{}-{hold_id}", self.name)).await;
-            tally.confirm_latency.push(sent.elapsed());
-            match answer {
-                Ok(Answer { status: StatusCode::OK, body, .. }) => {
+            match self.confirm(hold_id, &mut tally).await {
+                Some(Answer { status: StatusCode::OK, body, .. }) => {
                     tally.confirmed.push((hold_id, body["booking_id"].as_i64().unwrap_or_default()));
                     break;
                 }
-                Ok(Answer { status: StatusCode::GONE, .. }) => tally.late += 1,
-                Ok(Answer { status: StatusCode::CONFLICT, .. }) => tally.lost += 1,
-                _ => tally.errors += 1,
+                Some(Answer { status: StatusCode::GONE, .. }) => tally.late += 1,
+                Some(Answer { status: StatusCode::CONFLICT, .. }) => tally.lost += 1,
+                _ => {}
             }
         }
         tally
+    }
+
+    /// Confirms with one Idempotency-Key until the answer is final (200, 409
+    /// or 410): a confirm that got a 503 or no answer may or may not have
+    /// booked, and only the same key can find out. `None` if it never was.
+    async fn confirm(&self, hold_id: i64, tally: &mut Tally) -> Option<Answer> {
+        let key = format!("{}-{hold_id}", self.name);
+        for _ in 0..40 {
+            let sent = Instant::now();
+            let answer = self.client.confirm_hold(hold_id, &key).await;
+            tally.confirm_latency.push(sent.elapsed());
+            match answer {
+                Ok(answer) if matches!(answer.status, StatusCode::OK | StatusCode::GONE | StatusCode::CONFLICT) => return Some(answer),
+                other => tally.count_failure(&other),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        None
+    }
+}
+
+impl Tally {
+    /// An answer that was neither a grant nor a refusal.
+    fn count_failure(&mut self, answer: &anyhow::Result<Answer>) {
+        match answer {
+            Ok(Answer { status: StatusCode::SERVICE_UNAVAILABLE, .. }) => self.unavailable += 1,
+            _ => self.errors += 1,
+        }
     }
 }
 
@@ -277,6 +323,7 @@ async fn check(client: &LabClient, strategy: StrategyName, event_id: i64, settin
         *holders_per_seat.entry(holder["seat_number"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
     }
     let booked: BTreeSet<&String> = holders_per_seat.keys().collect();
+    let booking_ids: BTreeSet<i64> = event["holders"].as_array().into_iter().flatten().filter_map(|holder| holder["booking_id"].as_i64()).collect();
     let abandoned: BTreeSet<&String> = tally.abandoned.iter().collect();
     let mut unbacked = 0;
     for &(hold_id, booking_id) in &tally.confirmed {
@@ -312,6 +359,8 @@ async fn check(client: &LabClient, strategy: StrategyName, event_id: i64, settin
         double_bookings: holders_per_seat.values().map(|holders| holders - 1).sum(),
         owners_twice: owners.values().filter(|&&seats| seats > 1).count(),
         unbacked,
+        lost_bookings: tally.confirmed.iter().filter(|(_, booking_id)| !booking_ids.contains(booking_id)).count(),
+        unavailable: tally.unavailable,
         errors: tally.errors,
         hold_p50_ms: percentile_ms(&tally.hold_latency, 0.50),
         hold_p99_ms: percentile_ms(&tally.hold_latency, 0.99),
@@ -332,7 +381,7 @@ fn percentile_ms(sorted: &[Duration], quantile: f64) -> f64 {
 pub fn markdown(rows: &[Row]) -> String {
     let header = [
         "strategy", "sold", "holds", "double holds", "abandoned", "seats resold", "confirmed", "late (410)", "lost (409)",
-        "double bookings", "unbacked", "errors", "hold p50/p99 ms", "confirm p50/p99 ms", "s",
+        "double bookings", "unbacked", "lost bookings", "503", "errors", "hold p50/p99 ms", "confirm p50/p99 ms", "s",
     ];
     let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
     for row in rows {
@@ -348,6 +397,8 @@ pub fn markdown(rows: &[Row]) -> String {
             row.lost.to_string(),
             row.double_bookings.to_string(),
             row.unbacked.to_string(),
+            row.lost_bookings.to_string(),
+            row.unavailable.to_string(),
             row.errors.to_string(),
             format!("{:.0} / {:.0}", row.hold_p50_ms, row.hold_p99_ms),
             format!("{:.0} / {:.0}", row.confirm_p50_ms, row.confirm_p99_ms),

@@ -87,6 +87,29 @@ async fn every_fault_scenario_goes_as_the_lesson_says() {
                     assert!(row.database_holds.starts_with("8 of 8 seats saw a larger token"), "tokens kept rising: {table}");
                 }
             }
+            Scenario::HoldExpiry => {
+                assert_eq!(report.rows.len(), 8, "every strategy: {table}");
+                for row in &report.rows {
+                    assert!(row.clients_told.starts_with("alice (late): 410 hold_expired; bob: 200 confirmed"), "{table}");
+                    assert!(row.database_holds.starts_with(&format!("{} owned by bob", row.database_holds.split(' ').next().unwrap())), "{table}");
+                }
+            }
+            Scenario::HoldReplicaCrash => {
+                assert_eq!(report.rows.len(), 6, "every safe strategy: {table}");
+                for row in &report.rows {
+                    assert!(row.injected.ends_with("was killed (SIGKILL)"), "the kill landed: {table}");
+                    assert!(row.clients_told.starts_with("confirm: 200 confirmed by replica-"), "{table}");
+                    assert!(!row.clients_told.starts_with("confirm: 200 confirmed by replica-2"), "another replica confirmed: {table}");
+                }
+            }
+            Scenario::FlashSalePostgresRestart => {
+                assert_eq!(report.rows.len(), 2, "{table}");
+                for row in &report.rows {
+                    assert!(row.clients_told.ends_with(" answers 503, 0 anything else"), "{table}");
+                    assert!(!row.clients_told.contains("; 0 answers 503"), "the outage landed inside the sale: {table}");
+                    assert!(row.database_holds.contains(" 0 double bookings, 0 confirmed bookings lost, 0 unbacked; audit: clean"), "{table}");
+                }
+            }
             Scenario::Soak => {
                 assert_eq!(report.rows.len(), 6, "one row per safe strategy: {table}");
                 for row in &report.rows {

@@ -13,6 +13,8 @@
 //!   all under load; the audit then checks every acknowledgement.
 //! - [`consensus`]: etcd members down, the etcd leader killed under load,
 //!   and every lock service restarted (`fenced`'s Redis beside etcd).
+//! - [`holds`]: a payment that lands after its hold expired, a replica
+//!   killed between hold and confirm, Postgres stopped during a flash sale.
 //! - [`crashes`]: every Postgres process, or the main Redis, killed with
 //!   SIGKILL under load: what a crash (not a clean stop) leaves of the
 //!   acknowledgements.
@@ -21,6 +23,7 @@ pub mod consensus;
 pub mod control;
 pub mod crashes;
 pub mod history;
+pub mod holds;
 pub mod outages;
 pub mod pause_holder;
 pub mod soak;
@@ -50,11 +53,14 @@ pub enum Scenario {
     EtcdMajority,
     EtcdLeader,
     LockRestart,
+    HoldExpiry,
+    HoldReplicaCrash,
+    FlashSalePostgresRestart,
     Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 16] = [
         Self::PauseHolder,
         Self::RedisMinority,
         Self::RedisMajority,
@@ -67,6 +73,9 @@ impl Scenario {
         Self::EtcdMajority,
         Self::EtcdLeader,
         Self::LockRestart,
+        Self::HoldExpiry,
+        Self::HoldReplicaCrash,
+        Self::FlashSalePostgresRestart,
         Self::Soak,
     ];
 
@@ -138,6 +147,23 @@ impl Scenario {
                  until the count caught up, so fenced seeds a lost counter from the seat row. etcd's token is its \
                  revision, kept in the Raft log on disk, so it keeps rising across a restart of every member and \
                  needs no repair."
+            }
+            Self::HoldExpiry => {
+                "A hold is a lease. Alice's payment lands just after her hold expired, and Bob has taken the seat \
+                 meanwhile: she must not get it. Who decides \"expired\"? Not a replica's clock: the confirm locks the \
+                 hold and asks Postgres' now() in the same transaction that would book, so under every strategy the \
+                 late payment is refused (410) and Bob's confirm books the seat."
+            }
+            Self::HoldReplicaCrash => {
+                "A hold lives in Postgres, not in the replica that wrote it. Kill that replica between the hold and the \
+                 payment, and the confirm succeeds on another replica, once: the same Idempotency-Key sent again gets \
+                 the same booking."
+            }
+            Self::FlashSalePostgresRestart => {
+                "Postgres stops in the middle of a flash sale. Every answer while it is down is a 503 that names the \
+                 database, never a 500; a customer whose confirm got no final answer sends it again with the same key \
+                 and learns the truth. No acknowledged booking is lost, no seat is sold twice, and the sale sells out \
+                 once the database is back."
             }
             Self::ReplicaCrash => {
                 "A replica killed mid-request takes its answers with it. Without an Idempotency-Key its clients get an \
@@ -247,6 +273,9 @@ pub async fn run(lab: &Lab, scenario: Scenario) -> anyhow::Result<Report> {
         Scenario::EtcdMajority => consensus::members_down(lab, true).await?,
         Scenario::EtcdLeader => consensus::leader_killed(lab).await?,
         Scenario::LockRestart => consensus::lock_service_restart(lab).await?,
+        Scenario::HoldExpiry => holds::expiry(lab).await?,
+        Scenario::HoldReplicaCrash => holds::replica_crash(lab).await?,
+        Scenario::FlashSalePostgresRestart => holds::flash_sale_postgres_restart(lab).await?,
         Scenario::Soak => soak::run(lab, lab.soak).await?,
     };
     Ok(Report { scenario, lesson: scenario.lesson(), rows })
