@@ -55,6 +55,22 @@ async fn broken(lab: &Lab, event: i64) -> anyhow::Result<Vec<String>> {
     Ok(findings.iter().filter(|finding| !finding.expected).map(|finding| format!("{:?} {}", finding.kind, finding.seat_number)).collect())
 }
 
+/// Audits the scenario's event, notes what the audit found on the last
+/// row, and deletes the event.
+async fn finish(lab: &Lab, event: i64, mut rows: Vec<Row>) -> anyhow::Result<Vec<Row>> {
+    let broken = broken(lab, event).await?;
+    if let Some(last) = rows.last_mut() {
+        last.database_holds = format!("{}; {}", last.database_holds, audit_says(&broken));
+        last.as_taught &= broken.is_empty();
+    }
+    lab.clean_up(event).await?;
+    Ok(rows)
+}
+
+fn owned(seat: &str, owners: &[String]) -> String {
+    format!("{seat} owned by {}", if owners.is_empty() { "nobody".to_owned() } else { owners.join(", ") })
+}
+
 fn audit_says(broken: &[String]) -> String {
     if broken.is_empty() { "audit: clean".to_owned() } else { format!("audit: {}", broken.join(", ")) }
 }
@@ -82,7 +98,7 @@ pub async fn expiry(lab: &Lab) -> anyhow::Result<Vec<Row>> {
             strategy: strategy.to_string(),
             injected: format!("alice's payment took {} ms; her hold lasted {} ms", PAYMENT.as_millis(), TTL.as_millis()),
             clients_told: format!("alice (late): {}; bob: {}", told(&late), told(&on_time)),
-            database_holds: format!("{seat} owned by {}", if owners.is_empty() { "nobody".to_owned() } else { owners.join(", ") }),
+            database_holds: owned(&seat, &owners),
             verdict: if as_taught {
                 "refused the late payment: Postgres' now(), read in the confirm's transaction, said the hold had expired".to_owned()
             } else {
@@ -91,13 +107,7 @@ pub async fn expiry(lab: &Lab) -> anyhow::Result<Vec<Row>> {
             as_taught,
         });
     }
-    let broken = broken(lab, event).await?;
-    if let Some(last) = rows.last_mut() {
-        last.database_holds = format!("{}; {}", last.database_holds, audit_says(&broken));
-        last.as_taught &= broken.is_empty();
-    }
-    lab.clean_up(event).await?;
-    Ok(rows)
+    finish(lab, event, rows).await
 }
 
 /// `hold-replica-crash`, for each safe strategy: a hold taken through
@@ -133,7 +143,7 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
                 told(&again),
                 again.body["booking_id"]
             ),
-            database_holds: format!("{seat} owned by {}", owners.join(", ")),
+            database_holds: owned(&seat, &owners),
             verdict: if as_taught {
                 "the hold outlived its replica: another replica confirmed it, once".to_owned()
             } else {
@@ -142,13 +152,7 @@ pub async fn replica_crash(lab: &Lab) -> anyhow::Result<Vec<Row>> {
             as_taught,
         });
     }
-    let broken = broken(lab, event).await?;
-    if let Some(last) = rows.last_mut() {
-        last.database_holds = format!("{}; {}", last.database_holds, audit_says(&broken));
-        last.as_taught &= broken.is_empty();
-    }
-    lab.clean_up(event).await?;
-    Ok(rows)
+    finish(lab, event, rows).await
 }
 
 /// `flash-sale-postgres-restart`, under `pessimistic` and `optimistic`: a
