@@ -5,6 +5,11 @@
 // replica arrives through Redis pub/sub. After every reconnect it reloads
 // the event, so it never shows stale seats. The replicas' strategies and
 // their own last-minute counts come from GET /admin/cluster, once a second.
+//
+// A held seat shows its hold's seconds left. The database decides when a
+// hold ends; the countdown only shows it (this page and Postgres read the
+// same clock when they run on one machine, and the sweep's `freed` event
+// corrects the page if they do not).
 'use strict';
 
 const FULL_GRID_LIMIT = 2000; // larger events are summarised per row
@@ -13,7 +18,7 @@ const PALETTE = ['#1565c0', '#ef6c00', '#2e7d32', '#6a1b9a', '#00838f', '#ad1457
 const state = {
   eventId: Number(new URLSearchParams(location.search).get('event')) || 1,
   event: null,
-  seats: new Map(), // seat_number -> { seat, holders: [] }
+  seats: new Map(), // seat_number -> { seat, holders: [], hold: null | { hold_id, customer_id, expires, instance } }
   rows: [], // [{ section, row, seats: [seat_number] }]
   expandedRows: new Set(),
   selected: null,
@@ -21,6 +26,7 @@ const state = {
   token: sessionStorage.getItem('adminToken') || '',
   source: null,
   needsResync: false,
+  myHold: null, // the hold this page took: { id, seat }
 };
 
 const $ = (id) => document.getElementById(id);
@@ -69,7 +75,10 @@ async function loadEvent() {
   state.seats = new Map();
   const rows = new Map();
   for (const seat of data.seats.details) {
-    state.seats.set(seat.seat_number, { seat, holders: [] });
+    const hold = seat.is_held
+      ? { hold_id: seat.hold_id, customer_id: seat.held_by, expires: Date.parse(seat.held_until), instance: null }
+      : null;
+    state.seats.set(seat.seat_number, { seat, holders: [], hold });
     const key = `${seat.section}\u0000${seat.row_name}`;
     if (!rows.has(key)) rows.set(key, { section: seat.section, row: seat.row_name, seats: [] });
     rows.get(key).seats.push(seat.seat_number);
@@ -94,7 +103,13 @@ function addHolder(holder) {
 function seatState(entry) {
   if (entry.holders.length > 1) return 'double';
   if (entry.holders.length === 1 || entry.seat.is_booked) return 'booked';
+  if (secondsLeft(entry) > 0) return 'held';
   return 'free';
+}
+
+// Whole seconds left on the seat's hold (0: none, or over).
+function secondsLeft(entry) {
+  return entry.hold ? Math.max(0, Math.ceil((entry.hold.expires - Date.now()) / 1000)) : 0;
 }
 
 function describe(entry) {
@@ -102,6 +117,7 @@ function describe(entry) {
   const holders = entry.holders.map((h) => `${h.customer_id} (${h.instance})`);
   if (holders.length > 1) return `${number}: double-booked, ${holders.length} holders: ${holders.join(', ')}`;
   if (holders.length === 1) return `${number}: booked by ${holders[0]}`;
+  if (seatState(entry) === 'held') return `${number}: held by ${entry.hold.customer_id}, ${secondsLeft(entry)} s left`;
   return `${number}: free`;
 }
 
@@ -128,13 +144,24 @@ function paintSeat(button, entry) {
   button.setAttribute('aria-pressed', String(state.selected === entry.seat.seat_number));
   const first = entry.holders[0];
   button.style.borderLeftColor = first ? colorOf(first.instance) : '';
-  const icon = kind === 'double' ? '‼' : kind === 'booked' ? '●' : '○';
+  const icon = { double: '‼', booked: '●', held: '◐', free: '○' }[kind];
   button.innerHTML = '';
   const iconSpan = document.createElement('span');
   iconSpan.className = 'icon';
   iconSpan.setAttribute('aria-hidden', 'true');
   iconSpan.textContent = icon;
   button.append(iconSpan, entry.seat.seat_number);
+  if (kind === 'held') {
+    const left = secondsLeft(entry);
+    button.dataset.remaining = String(left);
+    const countdown = document.createElement('span');
+    countdown.className = 'countdown';
+    countdown.setAttribute('aria-hidden', 'true');
+    countdown.textContent = `${left}s`;
+    button.append(countdown);
+  } else {
+    delete button.dataset.remaining;
+  }
   if (count > 1) {
     const badge = document.createElement('span');
     badge.className = 'badge';
@@ -187,7 +214,7 @@ function rowSummary(row) {
   let booked = 0, doubled = 0;
   for (const number of row.seats) {
     const kind = seatState(state.seats.get(number));
-    if (kind !== 'free') booked += 1;
+    if (kind !== 'free' && kind !== 'held') booked += 1;
     if (kind === 'double') doubled += 1;
   }
   const button = document.createElement('button');
@@ -205,13 +232,14 @@ function rowSummary(row) {
 }
 
 function renderCounts() {
-  let booked = 0, doubled = 0;
+  let booked = 0, doubled = 0, held = 0;
   for (const entry of state.seats.values()) {
     const kind = seatState(entry);
-    if (kind !== 'free') booked += 1;
+    if (kind === 'held') held += 1;
+    else if (kind !== 'free') booked += 1;
     if (kind === 'double') doubled += 1;
   }
-  $('seat-counts').textContent = `${state.seats.size} seats: ${state.seats.size - booked} free, ${booked} booked`
+  $('seat-counts').textContent = `${state.seats.size} seats: ${state.seats.size - booked - held} free, ${held} held, ${booked} booked`
     + (doubled ? `, ${doubled} of them double-booked` : '')
     + (state.seats.size > FULL_GRID_LIMIT ? ' · large event: one bar per row, open a row to see its seats' : '');
 }
@@ -238,6 +266,8 @@ function select(number) {
   $('race-button').disabled = false;
   $('race-button').textContent = `Race seat ${number}`;
   $('book-seat').value = number;
+  $('hold-button').disabled = false;
+  $('hold-button').textContent = `Hold seat ${number}`;
 }
 
 function preview(number) {
@@ -250,7 +280,12 @@ function renderSelected(number = state.selected) {
   if (!entry) return;
   box.innerHTML = '';
   const line = document.createElement('div');
-  const words = { free: 'free', booked: 'booked', double: `double-booked, ${entry.holders.length} holders` };
+  const words = {
+    free: 'free',
+    held: `held by ${entry.hold && entry.hold.customer_id}, ${secondsLeft(entry)} s left`,
+    booked: 'booked',
+    double: `double-booked, ${entry.holders.length} holders`,
+  };
   line.textContent = `${number === state.selected ? 'Selected' : 'Seat'} ${number} (row ${entry.seat.row_name}, ${entry.seat.section}): ${words[seatState(entry)]}`;
   box.append(line);
   if (entry.holders.length) {
@@ -283,7 +318,20 @@ function connect() {
   source.addEventListener('seat', (message) => {
     const change = JSON.parse(message.data);
     const entry = addHolder(change);
-    if (entry) { entry.seat.is_booked = true; repaint(change.seat_number); }
+    if (entry) { entry.seat.is_booked = true; entry.hold = null; repaint(change.seat_number); }
+  });
+  source.addEventListener('hold', (message) => {
+    const change = JSON.parse(message.data);
+    const entry = state.seats.get(change.seat_number);
+    if (!entry) return;
+    entry.hold = { hold_id: change.hold_id, customer_id: change.customer_id, expires: Date.parse(change.expires_at), instance: change.instance };
+    colorOf(change.instance);
+    repaint(change.seat_number);
+  });
+  source.addEventListener('freed', (message) => {
+    const change = JSON.parse(message.data);
+    const entry = state.seats.get(change.seat_number);
+    if (entry && entry.hold && entry.hold.hold_id === change.hold_id) { entry.hold = null; repaint(change.seat_number); }
   });
   source.addEventListener('reset', () => loadEvent());
   source.addEventListener('resync', () => loadEvent());
@@ -295,6 +343,16 @@ function connect() {
     status.className = 'pill down';
     state.needsResync = true;
   };
+}
+
+// Every held seat's countdown, four times a second; a hold that ran out is
+// gone (the database frees its seat at that instant).
+function tickHolds() {
+  for (const [number, entry] of state.seats) {
+    if (!entry.hold) continue;
+    if (entry.hold.expires <= Date.now()) entry.hold = null;
+    repaint(number);
+  }
 }
 
 // --- the cluster -------------------------------------------------------------
@@ -403,9 +461,65 @@ $('book-form').addEventListener('submit', async (event) => {
   line.classList.toggle('error', answer.status >= 400);
 });
 
+// --- hold, then pay ------------------------------------------------------------
+
+function showHold(text, error) {
+  const line = $('hold-result');
+  line.textContent = text;
+  line.classList.toggle('error', Boolean(error));
+}
+
+function holdControls() {
+  $('confirm-button').disabled = !state.myHold;
+  $('release-button').disabled = !state.myHold;
+}
+
+$('hold-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const seat = state.selected;
+  if (!seat) return;
+  const ttlMs = Math.min(900, Math.max(1, Number($('hold-ttl').value) || 30)) * 1000;
+  const body = { event_id: state.eventId, seat_number: seat, customer_id: $('hold-customer').value.trim(), ttl_ms: ttlMs };
+  const { status, data, instance } = await api('POST', '/holds', body);
+  const said = (data && (data.message || data.error)) || '';
+  if (status === 201 || status === 200) {
+    state.myHold = { id: data.hold_id, seat };
+    const entry = state.seats.get(seat);
+    if (entry) {
+      entry.hold = { hold_id: data.hold_id, customer_id: data.customer_id, expires: Date.parse(data.expires_at), instance: data.instance };
+      repaint(seat);
+    }
+    showHold(`${status}: ${said} (hold ${data.hold_id}, replica ${instance || '?'})`);
+  } else {
+    showHold(`${status}: ${said}`, true);
+  }
+  holdControls();
+});
+
+$('confirm-button').addEventListener('click', async () => {
+  const hold = state.myHold;
+  if (!hold) return;
+  const response = await fetch(`/holds/${hold.id}/confirm`, { method: 'POST', headers: { 'Idempotency-Key': `seat-map-${hold.id}` } });
+  let data = {};
+  try { data = await response.json(); } catch (_) { /* not JSON */ }
+  showHold(`${response.status}: ${data.message || data.error || ''}`, response.status !== 200);
+  state.myHold = null;
+  holdControls();
+});
+
+$('release-button').addEventListener('click', async () => {
+  const hold = state.myHold;
+  if (!hold) return;
+  const { status, data } = await api('DELETE', `/holds/${hold.id}`);
+  showHold(`${status}: hold ${hold.id} ${(data && (data.status || data.error)) || ''}`, status !== 200);
+  state.myHold = null;
+  holdControls();
+});
+
 // --- start -------------------------------------------------------------------
 
 $('event-input').value = String(state.eventId);
 loadEvent().then((loaded) => { if (loaded) connect(); });
 refreshCluster();
 setInterval(refreshCluster, 1000);
+setInterval(tickHolds, 250);

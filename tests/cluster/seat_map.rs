@@ -203,6 +203,47 @@ async fn the_seat_map_shows_the_race_live_through_nginx() {
     assert_eq!(answers.iter().filter(|status| *status == "confirmed").count(), 1, "etcd: {answers:?}");
     assert_eq!(answers.iter().filter(|status| *status == "double_booked").count(), 0, "etcd: {answers:?}");
     browser.screenshot("switched-etcd").await;
+
+    // Hold, then pay. A hold taken from the page counts down on its seat,
+    // and the seat is back on sale when the hold expires.
+    let seat = |name: &str, field: &str| format!("document.querySelector(\".seat[data-seat='{name}']\").dataset.{field}");
+    browser.click(".seat[data-seat='F1']").await;
+    browser.type_into("#hold-customer", "page-payer").await;
+    browser.type_into("#hold-ttl", "3").await;
+    browser.click("#hold-button").await;
+    browser.wait_for("F1 shows the hold", 5, &format!("{} === 'held'", seat("F1", "state"))).await;
+    let left = browser.js(&format!("return Number({});", seat("F1", "remaining"))).await.as_u64().expect("seconds left");
+    assert!((1..=3).contains(&left), "F1 counts down from 3 s: {left}");
+    let title = browser.js("return document.querySelector(\".seat[data-seat='F1']\").title;").await;
+    assert!(title.as_str().unwrap().contains("held by page-payer"), "{title}");
+    browser.wait_for("the countdown runs", 3, &format!("Number({}) < {left}", seat("F1", "remaining"))).await;
+    browser.screenshot("hold-counting-down").await;
+    browser.wait_for("F1 is free again once its hold expired", 8, &format!("{} === 'free'", seat("F1", "state"))).await;
+    let hold_id = browser.js("return document.querySelector('#hold-result').textContent;").await;
+    let hold_id: i64 = hold_id.as_str().unwrap().split("(hold ").nth(1).and_then(|rest| rest.split(',').next()).and_then(|id| id.parse().ok()).expect("the hold's id on the page");
+    let expired = cluster.client().get(&format!("/holds/{hold_id}")).await.expect("the hold");
+    assert_eq!(expired["status"], "expired", "{expired}");
+
+    // A hold taken with curl on replica-3 appears live on the page, as held.
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/holds", cluster.replica_port_base + 2))
+        .json(&json!({ "event_id": 1, "seat_number": "F2", "customer_id": "curl-dave", "ttl_ms": 60000 }))
+        .send()
+        .await
+        .expect("hold on replica-3");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    browser.wait_for("F2 appears held, live", 5, &format!("{} === 'held'", seat("F2", "state"))).await;
+
+    // Hold F3 from the page, then pay: the seat is booked.
+    browser.click(".seat[data-seat='F3']").await;
+    browser.type_into("#hold-ttl", "60").await;
+    browser.click("#hold-button").await;
+    browser.wait_for("F3 held", 5, &format!("{} === 'held'", seat("F3", "state"))).await;
+    browser.click("#confirm-button").await;
+    browser.wait_for("F3 booked after paying", 5, &format!("{} === 'booked'", seat("F3", "state"))).await;
+    let said = browser.js("return document.querySelector('#hold-result').textContent;").await;
+    assert!(said.as_str().unwrap().starts_with("200: Seat F3 booked for page-payer"), "{said}");
+    browser.screenshot("hold-confirmed").await;
     browser.quit().await;
     eprintln!("screenshots in {}", shot.parent().unwrap().display());
 }
