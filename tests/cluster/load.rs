@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use booking_lab::compare::{self, Settings};
+use booking_lab::flash_sale;
 use booking_server::strategy::StrategyName;
 
 use crate::harness::NativeCluster;
@@ -42,6 +43,34 @@ async fn the_comparison_shows_the_mutex_failing_across_replicas_and_holding_on_o
     let rows = compare::run(&client, &[StrategyName::Mutex], &short()).await.expect("comparison");
     assert_eq!(rows[0].double_bookings, 0, "one replica, one mutex: {:?}", rows[0]);
     assert_eq!(rows[0].replicas.len(), 1);
+}
+
+/// The flash sale through nginx, under the counter-example and a strategy
+/// that holds: both sell every seat once (the confirm's transaction sees to
+/// that), but only `none` tells two customers at once that a seat is theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flash_sale_sells_every_seat_once_and_only_none_grants_two_holds_on_one_seat() {
+    let cluster = NativeCluster::up_with(3, &[("HOLD_MS", "200")]);
+    let settings = flash_sale::Settings {
+        customers: 80,
+        rows: 2,
+        seats_per_row: 10,
+        ttl: Duration::from_millis(1500),
+        abandon: 0.3,
+        pay_min: Duration::from_millis(50),
+        pay_max: Duration::from_millis(1800),
+        limit: Duration::from_secs(60),
+    };
+    let strategies = [StrategyName::None, StrategyName::Pessimistic, StrategyName::Fenced];
+    let rows = flash_sale::run(&cluster.client(), &strategies, &settings).await.expect("the sale");
+    let table = flash_sale::markdown(&rows);
+    for (strategy, row) in strategies.iter().zip(&rows) {
+        assert!(row.as_taught(*strategy), "{strategy}: {row:?}\n{table}");
+        assert_eq!((row.sold, row.double_bookings, row.unbacked, row.errors), (20, 0, 0, 0), "{table}");
+        assert!(row.abandoned > 0 && row.resold > 0, "abandoned seats were sold again: {table}");
+        assert_eq!(row.double_holds > 0, *strategy == StrategyName::None, "{table}");
+    }
+    assert!(rows.iter().map(|row| row.late).sum::<usize>() > 0, "payments slower than the hold land late: {table}");
 }
 
 /// Runs `k6/run.sh NAME` against the cluster; returns k6's exit code and output.
@@ -94,6 +123,15 @@ async fn the_k6_scripts_pass_on_a_healthy_cluster_and_fail_when_the_lesson_fails
     let (code, output) = k6(&cluster, &results, "compare", &[("PHASE_SECONDS", "1"), ("VUS", "12")]);
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("double_booked_answers{strategy:mutex}"), "{output}");
+
+    // The flash sale sells every seat once under a strategy that holds...
+    let (code, output) = k6(&cluster, &results, "flash-sale", &[("STRATEGY", "optimistic"), ("CUSTOMERS", "60"), ("SEATS", "10")]);
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(summary_count(&results, "flash-sale", "bookings_confirmed"), 10.0, "{output}");
+    assert_eq!(summary_count(&results, "flash-sale", "double_holds"), 0.0, "{output}");
+    // ...and fails when it cannot sell out (too few customers to buy every seat).
+    let (code, output) = k6(&cluster, &results, "flash-sale", &[("STRATEGY", "optimistic"), ("CUSTOMERS", "3"), ("SEATS", "10")]);
+    assert_eq!(code, 99, "unsold seats fail the run:\n{output}");
 
     let _ = std::fs::remove_dir_all(results);
 }
