@@ -86,6 +86,8 @@ pub struct Row {
     pub unavailable: usize,
     /// Anything else: a 500, another status nobody documented, no answer.
     pub errors: usize,
+    /// What those were: the status, or `no answer`, and how many.
+    pub error_kinds: BTreeMap<String, usize>,
     pub hold_p50_ms: f64,
     pub hold_p99_ms: f64,
     pub confirm_p50_ms: f64,
@@ -121,6 +123,7 @@ struct Tally {
     lost: usize,
     unavailable: usize,
     errors: usize,
+    error_kinds: BTreeMap<String, usize>,
     hold_latency: Vec<Duration>,
     confirm_latency: Vec<Duration>,
 }
@@ -136,6 +139,9 @@ impl Tally {
         self.lost += other.lost;
         self.unavailable += other.unavailable;
         self.errors += other.errors;
+        for (kind, count) in other.error_kinds {
+            *self.error_kinds.entry(kind).or_default() += count;
+        }
         self.hold_latency.extend(other.hold_latency);
         self.confirm_latency.extend(other.confirm_latency);
     }
@@ -264,8 +270,11 @@ impl Customer {
             if walks_away {
                 tally.abandoned.push(seat.clone());
                 // Half give the seat back; the rest just close the tab.
-                if rand::random_bool(0.5) && !matches!(self.client.release_hold(hold_id).await, Ok(answer) if answer.status == StatusCode::OK) {
-                    tally.errors += 1;
+                if rand::random_bool(0.5) {
+                    let released = self.client.release_hold(hold_id).await;
+                    if !matches!(&released, Ok(answer) if answer.status == StatusCode::OK) {
+                        tally.count_failure(&released);
+                    }
                 }
                 break;
             }
@@ -306,10 +315,16 @@ impl Customer {
 impl Tally {
     /// An answer that was neither a grant nor a refusal.
     fn count_failure(&mut self, answer: &anyhow::Result<Answer>) {
-        match answer {
-            Ok(Answer { status: StatusCode::SERVICE_UNAVAILABLE, .. }) => self.unavailable += 1,
-            _ => self.errors += 1,
-        }
+        let kind = match answer {
+            Ok(Answer { status: StatusCode::SERVICE_UNAVAILABLE, .. }) => {
+                self.unavailable += 1;
+                return;
+            }
+            Ok(Answer { status, body, .. }) => format!("{} {}", status.as_u16(), body["error"].as_str().unwrap_or_default()),
+            Err(error) => format!("no answer: {error:#}"),
+        };
+        self.errors += 1;
+        *self.error_kinds.entry(kind).or_default() += 1;
     }
 }
 
@@ -362,6 +377,7 @@ async fn check(client: &LabClient, strategy: StrategyName, event_id: i64, settin
         lost_bookings: tally.confirmed.iter().filter(|(_, booking_id)| !booking_ids.contains(booking_id)).count(),
         unavailable: tally.unavailable,
         errors: tally.errors,
+        error_kinds: tally.error_kinds,
         hold_p50_ms: percentile_ms(&tally.hold_latency, 0.50),
         hold_p99_ms: percentile_ms(&tally.hold_latency, 0.99),
         confirm_p50_ms: percentile_ms(&tally.confirm_latency, 0.50),

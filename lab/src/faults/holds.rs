@@ -196,8 +196,13 @@ pub async fn flash_sale_postgres_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> 
                 row.customers
             ),
             clients_told: format!(
-                "{} holds, {} confirmed, {} late; {} answers 503, {} anything else",
-                row.holds, row.confirmed, row.late, row.unavailable, row.errors
+                "{} holds, {} confirmed, {} late; {} answers 503, {} anything else{}",
+                row.holds,
+                row.confirmed,
+                row.late,
+                row.unavailable,
+                row.errors,
+                if row.error_kinds.is_empty() { String::new() } else { format!(" ({:?})", row.error_kinds) }
             ),
             database_holds: format!(
                 "{}/{} sold, {} double bookings, {} confirmed bookings lost, {} unbacked; {}",

@@ -200,7 +200,7 @@ async fn take(State(state): State<AppState>, payload: Result<Json<TakeRequest>, 
             } else if existing {
                 format!("{} already holds seat {seat}", hold.customer_id)
             } else {
-                format!("Seat {seat} held for {} until {}", hold.customer_id, hold.expires_at.to_rfc3339())
+                format!("Seat {seat} held for {} until {}", hold.customer_id, hold.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             };
             let location = format!("/holds/{}", hold.id);
             let body = HoldTaken { message, hold_count: holds, strategy_applied: strategy, hold: hold.into() };
@@ -308,7 +308,7 @@ async fn confirm(State(state): State<AppState>, headers: HeaderMap, id: Result<P
             let message = format!(
                 "hold {id} on seat {} {how} at {} (the database's clock) before this confirm; nothing was booked",
                 hold.seat_number,
-                at.to_rfc3339()
+                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             );
             refused(StatusCode::GONE, reason, message, Some(hold))
         }
