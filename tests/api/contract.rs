@@ -49,10 +49,14 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
         "GET /admin/cluster",
         "POST /admin/events",
         "DELETE /admin/events/{id}",
+        "POST /holds",
+        "GET /holds/{id}",
+        "DELETE /holds/{id}",
+        "POST /holds/{id}/confirm",
     ] {
         assert!(operations.contains(&expected.to_owned()), "{expected} is not documented; documented: {operations:?}");
     }
-    assert_eq!(operations.len(), 15, "{operations:?}");
+    assert_eq!(operations.len(), 19, "{operations:?}");
     assert_eq!(doc["paths"]["/events/{id}/stream"]["get"]["responses"]["200"]["content"].as_object().unwrap().keys().next().unwrap(), "text/event-stream");
 
     let book = &doc["paths"]["/book"]["post"];
@@ -65,7 +69,13 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
     assert_eq!(schemas["BookRequest"]["properties"]["seat_number"]["pattern"], "^[A-Za-z]{1,4}[0-9]{1,4}$");
     assert_eq!(schemas["BookRequest"]["properties"]["customer_id"]["maxLength"], 255);
     let reasons: Vec<&str> = schemas["Refusal"]["enum"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-    assert_eq!(reasons, ["seat_taken", "lock_busy", "retries_exhausted", "stale_token", "stale_strategy"]);
+    assert_eq!(reasons, ["seat_taken", "seat_held", "lock_busy", "retries_exhausted", "stale_token", "stale_strategy"]);
+    let confirm: Vec<&String> = doc["paths"]["/holds/{id}/confirm"]["post"]["responses"].as_object().unwrap().keys().collect();
+    for code in ["200", "400", "404", "409", "410", "422", "503"] {
+        assert!(confirm.iter().any(|c| *c == code), "POST /holds/{{id}}/confirm does not document {code}: {confirm:?}");
+    }
+    let take = &doc["paths"]["/holds"]["post"]["responses"];
+    assert!(take["201"]["headers"]["Location"].is_object() && take["429"]["headers"]["Retry-After"].is_object(), "{take}");
     assert_eq!(schemas["InProgressReason"]["enum"], json!(["request_in_progress"]));
     assert_eq!(doc["components"]["securitySchemes"]["admin_token"]["scheme"], "bearer");
     assert_eq!(doc["paths"]["/admin/reset"]["post"]["security"], json!([{ "admin_token": [] }]));
