@@ -174,6 +174,17 @@ async fn releasing_frees_the_seat_at_once_and_is_idempotent() {
     assert_eq!(status, StatusCode::CREATED, "{erin}");
     let (status, refused, _) = confirm(&app, id, None).await;
     assert_eq!((status, refused["reason"].as_str()), (StatusCode::GONE, Some("hold_released")), "{refused}");
+
+    // Releasing a hold that already ran out writes it down as expired (by
+    // the database's clock) and clears its seat, sweep or no sweep.
+    let (_, short, ..) = hold(&app, "D2", "dave", 200).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, released) = app.delete(&format!("/holds/{}", hold_id(&short))).await;
+    assert_eq!((status, released["status"].as_str()), (StatusCode::OK, Some("expired")), "{released}");
+    let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
+    let seat_hold: Option<i64> = sqlx::query_scalar("SELECT hold_id FROM seats WHERE event_id = 1 AND seat_number = 'D2'").fetch_one(&pool).await.unwrap();
+    assert_eq!(seat_hold, None);
+    pool.close().await;
 }
 
 #[tokio::test]

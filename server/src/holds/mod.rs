@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::booking::idempotency::{self, Claimed};
 use crate::booking::{Answer, Bookings, Decision, Error as BookingError};
-use crate::domain::{Applied, CustomerId, IdempotencyKey, SeatNumber, StrategyName};
+use crate::domain::{Applied, CustomerId, HoldStatus, IdempotencyKey, SeatNumber, StrategyName};
 use crate::error::{Error, Result};
 use crate::live::Change;
 use crate::storage;
@@ -258,7 +258,7 @@ impl Holds {
         let parts = self.bookings.parts();
         let (hold, freed) = storage::holds::release(&parts.booking_db, hold_id).await?.ok_or_else(|| unknown_hold(hold_id))?;
         if freed {
-            crate::metrics::hold_event("released");
+            crate::metrics::hold_event(if hold.status == HoldStatus::Released { "released" } else { "expired" });
             parts.feed.publish(Change::Freed { event_id: hold.event_id, seat_number: hold.seat_number.clone(), hold_id });
         }
         Ok(hold)

@@ -226,10 +226,11 @@ pub async fn confirm(db: &super::pipelined::Pool, hold_id: i64, instance_id: &st
     Ok(Some(Confirmed::Booked(hold, recorded)))
 }
 
-/// Gives a hold back: a live one is `released` and frees its seat; one past
-/// its expiry is written down as `expired`. Ended holds are left as they
-/// are. Returns the hold as it now stands, and whether this call freed its
-/// seat; `None`: no such hold.
+/// Gives a hold back: a live one is `released`, one past its expiry is
+/// written down as `expired` (as the sweep would), and either way the seat
+/// is cleared of it. Ended holds are left as they are. Returns the hold as
+/// it now stands, and whether this call cleared its seat; `None`: no such
+/// hold.
 #[tracing::instrument(name = "db.release_hold", skip_all)]
 pub async fn release(db: &super::pipelined::Pool, hold_id: i64) -> Result<Option<(Hold, bool)>, DbError> {
     let mut tx = Conn::begin(db).await?;
@@ -241,7 +242,7 @@ pub async fn release(db: &super::pipelined::Pool, hold_id: i64) -> Result<Option
                  RETURNING id, seat_id, status
              )
              UPDATE seats SET hold_id = NULL, held_by = NULL, held_until = NULL, hold_count = 0
-             FROM ended WHERE seats.id = ended.seat_id AND seats.hold_id = ended.id AND ended.status = 'released'
+             FROM ended WHERE seats.id = ended.seat_id AND seats.hold_id = ended.id
              RETURNING seats.id",
             &[&hold_id],
         )
