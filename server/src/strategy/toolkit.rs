@@ -1,9 +1,9 @@
 //! The toolkit every strategy books with: the request ([`Booking`]), what
 //! a strategy answers ([`Outcome`]), and the steps ([`Ctx`]): read the seat,
 //! spend the hold time, write the seat and its booking row (or, for a
-//! [`Claim::Hold`], its hold row) in one transaction, record a refusal. The SQL itself lives in
-//! [`crate::storage`]; a strategy only decides how the replicas coordinate
-//! around these steps.
+//! [`Claim::Hold`], its hold row) in one transaction, record a refusal. The
+//! SQL itself lives in [`crate::storage`]; a strategy only decides how the
+//! replicas coordinate around these steps.
 
 use std::time::{Duration, Instant};
 
