@@ -139,8 +139,20 @@ impl LabClient {
         &self.base_url
     }
 
+    /// A GET, sent again when it got no answer at all (up to the client's
+    /// tries, as for a booking): a GET changes nothing, and a kept-alive
+    /// connection can close under a request that was on its way (nginx
+    /// reloading, say), which every HTTP client has to allow for.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self.http.get(format!("{}{path}", self.base_url)).send().await.with_context(|| self.unreachable())?;
+        let mut tries = 0;
+        let response = loop {
+            tries += 1;
+            match self.http.get(format!("{}{path}", self.base_url)).send().await {
+                Ok(response) => break response,
+                Err(_) if tries < self.tries => tokio::time::sleep(Duration::from_millis(50 * tries)).await,
+                Err(error) => return Err(error).with_context(|| self.unreachable()),
+            }
+        };
         json_or_error(response, path).await
     }
 

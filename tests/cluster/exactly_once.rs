@@ -62,7 +62,14 @@ async fn kill_under_load(cluster: &NativeCluster, client: LabClient) -> (BTreeMa
     let event = event["event"]["id"].as_i64().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(keyed_load(client, event, stop.clone()));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Kill it once it is busy: a machine slowed by other work may take a
+    // while to bring the load up to speed.
+    let replica_2 = cluster.replica(2);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while replica_2.counter("bookings_total").await.unwrap_or(0.0) < 10.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.script(&["kill", "replica-2"]);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     stop.store(true, Ordering::Relaxed);
