@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::client::{Answer, LabClient};
+use crate::compare::percentile_ms;
 use booking_server::domain::StrategyName;
 
 #[derive(Debug, Clone)]
@@ -387,10 +388,6 @@ async fn check(client: &LabClient, strategy: StrategyName, event_id: i64, settin
 
 fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(text).with_context(|| format!("{text:?} is not an RFC 3339 time"))
-}
-
-fn percentile_ms(sorted: &[Duration], quantile: f64) -> f64 {
-    crate::compare::percentile_ms(sorted, quantile)
 }
 
 /// The sale as a Markdown table, one row per strategy.
