@@ -97,10 +97,6 @@ impl Holds {
         Self { bookings, settings }
     }
 
-    pub fn settings(&self) -> Settings {
-        self.settings
-    }
-
     /// Holds a seat under the cluster's current strategy.
     pub async fn take(&self, request: HoldRequest) -> Result<Taken> {
         let parts = self.bookings.parts();
