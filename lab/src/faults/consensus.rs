@@ -97,12 +97,15 @@ pub async fn lock_service_restart(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         let seats: Vec<String> = (1..=8).map(|n| format!("A{n}")).collect();
         let before = book_all(lab, event, &seats, "before").await?;
         let what = restart_lock_service(lab, strategy)?;
-        // The replicas find the service again within a few calls.
+        // Every replica finds the service again within a few calls; each is
+        // asked on its own port, since nginx would bring the probe to one.
         let recovered = Instant::now();
-        while settled(|| lab.lb.book(event, "B1", "probe")).await.map(|answer| answer.status.as_u16()).unwrap_or(0) == 503
-            && recovered.elapsed() < Duration::from_secs(15)
-        {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        for replica in &lab.replicas {
+            while settled(|| replica.book(event, "B1", "probe")).await.map(|answer| answer.status.as_u16()).unwrap_or(0) == 503
+                && recovered.elapsed() < Duration::from_secs(15)
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
         let after = book_all(lab, event, &seats, "after").await?;
         let reasons: Vec<&str> = after.iter().map(|answer| answer.body["reason"].as_str().unwrap_or("?")).collect();
