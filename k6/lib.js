@@ -42,10 +42,11 @@ export function resetEvent(eventId) {
   return must(http.post(`${BASE_URL}/admin/reset?event_id=${eventId}`, null, ADMIN), `resetting event ${eventId}`);
 }
 
-// An event with at least `seats` seats, 100 to a row (rows A..Z, AA..ZZ).
+// An event with at least `seats` seats (at most 200,000), 1000 to a row
+// (rows A..Z, AA, AB, ...).
 export function createEvent(name, seats) {
-  const rows = Math.min(702, Math.max(1, Math.ceil(seats / 100)));
-  const body = JSON.stringify({ name, rows, seats_per_row: 100 });
+  const rows = Math.min(200, Math.max(1, Math.ceil(seats / 1000)));
+  const body = JSON.stringify({ name, rows, seats_per_row: 1000 });
   return must(http.post(`${BASE_URL}/admin/events`, body, JSON_HEADERS), 'creating an event').event.id;
 }
 
@@ -55,8 +56,8 @@ export function deleteEvent(eventId) {
 
 // The name of the `index`-th seat of an event made by createEvent.
 export function seatName(index) {
-  const row = Math.floor(index / 100) % 702;
-  const seat = (index % 100) + 1;
+  const row = Math.floor(index / 1000) % 200;
+  const seat = (index % 1000) + 1;
   const letter = (n) => String.fromCharCode(65 + n);
   const rowName = row < 26 ? letter(row) : letter(Math.floor(row / 26) - 1) + letter(row % 26);
   return `${rowName}${seat}`;

@@ -203,16 +203,13 @@ impl LabClient {
         if let Some(count) = doubled {
             return Ok(count);
         }
-        let seats = self.get(&format!("/events/{event_id}/seats")).await?;
-        let booked = seats["seats"].as_array().into_iter().flatten().any(|s| s["seat_number"] == seat && s["is_booked"] == true);
-        Ok(u64::from(booked))
+        let seat = self.get(&format!("/events/{event_id}/seats/{seat}")).await?;
+        Ok(u64::from(seat["is_booked"] == true))
     }
 
     /// Who the database says holds the seat (`booked_by`), if it is booked.
     pub async fn booked_by(&self, event_id: i64, seat: &str) -> anyhow::Result<Option<String>> {
-        let seats = self.get(&format!("/events/{event_id}/seats")).await?;
-        let found = seats["seats"].as_array().into_iter().flatten().find(|s| s["seat_number"] == seat);
-        let found = found.with_context(|| format!("event {event_id} has no seat {seat}"))?;
+        let found = self.get(&format!("/events/{event_id}/seats/{seat}")).await?;
         Ok(found["booked_by"].as_str().filter(|_| found["is_booked"] == true).map(str::to_owned))
     }
 

@@ -26,7 +26,7 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
     let doc = document(&app.address).await;
 
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc, serde_json::to_value(booking_server::http::openapi_document()).unwrap(), "served = built from the code");
+    assert_eq!(doc, serde_json::to_value(booking_server::http::openapi_document(false)).unwrap(), "served = built from the code");
     let operations: Vec<String> = doc["paths"]
         .as_object()
         .unwrap()
@@ -37,6 +37,7 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
         "POST /book",
         "GET /events/{id}",
         "GET /events/{id}/seats",
+        "GET /events/{id}/seats/{seat_number}",
         "GET /events/{id}/stream",
         "GET /health",
         "GET /ready",
@@ -56,7 +57,7 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
     ] {
         assert!(operations.contains(&expected.to_owned()), "{expected} is not documented; documented: {operations:?}");
     }
-    assert_eq!(operations.len(), 19, "{operations:?}");
+    assert_eq!(operations.len(), 20, "{operations:?}");
     assert_eq!(doc["paths"]["/events/{id}/stream"]["get"]["responses"]["200"]["content"].as_object().unwrap().keys().next().unwrap(), "text/event-stream");
 
     let book = &doc["paths"]["/book"]["post"];
@@ -77,15 +78,82 @@ async fn the_openapi_document_describes_every_operation_with_its_answers() {
     let take = &doc["paths"]["/holds"]["post"]["responses"];
     assert!(take["201"]["headers"]["Location"].is_object() && take["429"]["headers"]["Retry-After"].is_object(), "{take}");
     assert_eq!(schemas["InProgressReason"]["enum"], json!(["request_in_progress"]));
-    assert_eq!(doc["components"]["securitySchemes"]["admin_token"]["scheme"], "bearer");
-    assert_eq!(doc["paths"]["/admin/reset"]["post"]["security"], json!([{ "admin_token": [] }]));
-    assert!(doc["paths"]["/book"]["post"].get("security").is_none(), "booking needs no token");
+    // Without ADMIN_TOKEN, admin is open, and the document says so.
+    assert!(doc["paths"]["/admin/reset"]["post"].get("security").is_none(), "{}", doc["paths"]["/admin/reset"]);
+    assert!(doc["paths"]["/admin/reset"]["post"]["responses"].get("401").is_none());
 
     // The documented example books a seat of the seeded event.
     let example = schemas["BookRequest"]["example"].clone();
     let (status, body) = app.post("/book", example).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "confirmed");
+}
+
+/// `code` in an error body as a program would read it.
+async fn answer(response: reqwest::Response) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.json().await.expect("a JSON body"))
+}
+
+#[tokio::test]
+async fn every_error_carries_a_stable_code_that_the_document_and_docs_list() {
+    let app = spawn_app_with(Options { strategy: "pessimistic", ..Options::default() }).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", app.address);
+    let book = |seat: &str, customer: &str| json!({"event_id": 1, "seat_number": seat, "customer_id": customer});
+
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        ("a bad seat number", http.post(url("/book")).json(&book("A-1", "alice")), StatusCode::BAD_REQUEST, "invalid_input"),
+        ("JSON that is not JSON", http.post(url("/book")).header("content-type", "application/json").body("{"), StatusCode::BAD_REQUEST, "malformed_request"),
+        ("a missing field", http.post(url("/book")).json(&json!({"event_id": 1})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("no JSON content type", http.post(url("/book")).body("{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("an unknown event", http.get(url("/events/999")), StatusCode::NOT_FOUND, "not_found"),
+        ("an unknown route", http.get(url("/nowhere")), StatusCode::NOT_FOUND, "not_found"),
+        ("a method the route does not take", http.put(url("/book")), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        ("deleting the seed event", http.delete(url("/admin/events/1")), StatusCode::CONFLICT, "seed_event"),
+        ("a bad query parameter", http.get(url("/admin/stats?event_id=0")), StatusCode::BAD_REQUEST, "invalid_input"),
+    ];
+    let mut seen = Vec::new();
+    for (what, request, status, code) in cases {
+        let (got, headers, body) = answer(request.send().await.unwrap()).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{what}: {body}");
+        assert_eq!(body["status"], "error", "{what}: {body}");
+        assert!(!body["error"].as_str().unwrap_or_default().is_empty(), "{what}: the message stays: {body}");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert_eq!(headers["allow"], "POST", "{what}: the Allow header lists what the route takes");
+        }
+        seen.push(code.to_owned());
+    }
+
+    // A key reused for another request, and a refusal: codes of their own,
+    // beside the fields clients read today.
+    let keyed = |seat: &str| http.post(url("/book")).header("idempotency-key", "contract-key").json(&book(seat, "alice"));
+    assert_eq!(keyed("A1").send().await.unwrap().status(), StatusCode::OK);
+    let (status, _, body) = answer(keyed("A2").send().await.unwrap()).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")), "{body}");
+    let (status, _, body) = answer(http.post(url("/book")).json(&book("A1", "bob")).send().await.unwrap()).await;
+    assert_eq!((status, body["code"].as_str(), body["reason"].as_str()), (StatusCode::CONFLICT, Some("seat_taken"), Some("seat_taken")), "{body}");
+    seen.push("idempotency_key_reused".to_owned());
+
+    // Created is 201 with where to find it.
+    let created = http.post(url("/admin/events")).json(&json!({"name": "located", "rows": 1, "seats_per_row": 2})).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let (status, event) = app.get(&location).await;
+    assert_eq!((status, event["event"]["name"].as_str()), (StatusCode::OK, Some("located")), "{location}");
+
+    // The document lists every code, and so does docs/api.md.
+    let doc = document(&app.address).await;
+    let codes: Vec<String> = doc["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    for code in &seen {
+        assert!(codes.contains(code), "{code} is not in the document's ErrorCode: {codes:?}");
+    }
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).unwrap();
+    let refusals = doc["components"]["schemas"]["Refusal"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned());
+    let hold_codes = ["too_many_holds", "hold_expired", "hold_released", "hold_lost", "hold_confirmed", "request_in_progress"].map(str::to_owned);
+    for code in codes.iter().cloned().chain(refusals).chain(hold_codes) {
+        assert!(docs.contains(&format!("| `{code}` |")), "docs/api.md's table of codes lacks `{code}`");
+    }
 }
 
 #[tokio::test]
@@ -137,6 +205,14 @@ async fn with_a_token_admin_wants_it_and_booking_does_not() {
     let unknown = format!("{}/admin/nothing-here", app.address);
     assert_eq!(client.get(&unknown).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(client.get(&unknown).bearer_auth(TOKEN).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // With one, the document asks for it on admin, and only there.
+    let doc = document(&app.address).await;
+    assert_eq!(doc, serde_json::to_value(booking_server::http::openapi_document(true)).unwrap(), "served = built from the code");
+    assert_eq!(doc["components"]["securitySchemes"]["admin_token"]["scheme"], "bearer");
+    assert_eq!(doc["paths"]["/admin/reset"]["post"]["security"], json!([{ "admin_token": [] }]));
+    assert!(doc["paths"]["/admin/reset"]["post"]["responses"]["401"].is_object());
+    assert!(doc["paths"]["/book"]["post"].get("security").is_none(), "booking needs no token");
 
     let (status, body) = app.book("A1", "alice").await;
     assert_eq!(status, StatusCode::OK, "booking needs no token: {body}");

@@ -43,6 +43,52 @@ async fn seats_can_be_filtered_to_the_available_ones() {
 }
 
 #[tokio::test]
+async fn the_seat_list_pages_by_cursor_and_one_seat_reads_alone() {
+    let app = spawn_app().await;
+    app.book("B7", "alice").await;
+
+    // 100 seats in pages of 30: 30, 30, 30, 10, each seat once, in seat-map order.
+    let (mut seen, mut pages, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(after) => format!("/events/1/seats?limit=30&cursor={after}"),
+            None => "/events/1/seats?limit=30".to_owned(),
+        };
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        assert_eq!(page["limit"], 30);
+        let seats = page["seats"].as_array().unwrap();
+        assert_eq!(page["count"], seats.len());
+        pages.push(seats.len());
+        seen.extend(seats.iter().map(|seat| seat["seat_number"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages.len() < 10, "the pages never end: {pages:?}");
+    }
+    assert_eq!(pages, [30, 30, 30, 10]);
+    let (_, whole) = app.get("/events/1/seats").await;
+    let order: Vec<String> = whole["seats"].as_array().unwrap().iter().map(|seat| seat["seat_number"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(seen, order, "paging visits every seat once, in the list's order");
+    assert_eq!((whole["limit"].as_i64(), whole["next_cursor"].is_null()), (Some(1000), true), "the default page holds the seeded event");
+    assert_eq!(&order[..3], ["A1", "A2", "A3"]);
+    assert_eq!(order[9], "A10", "seat 10 comes after seat 9, not after seat 1");
+
+    // Pages of free seats skip the booked one.
+    let (_, free) = app.get("/events/1/seats?available_only=true&limit=20&cursor=A10").await;
+    let free: Vec<&str> = free["seats"].as_array().unwrap().iter().map(|seat| seat["seat_number"].as_str().unwrap()).collect();
+    assert_eq!(free.first(), Some(&"B1"));
+    assert!(!free.contains(&"B7") && free.len() == 20, "{free:?}");
+
+    // One seat, without the list.
+    let (status, seat) = app.get("/events/1/seats/B7").await;
+    assert_eq!(status, StatusCode::OK, "{seat}");
+    assert_eq!((seat["seat_number"].as_str(), seat["is_booked"].as_bool(), seat["booked_by"].as_str()), (Some("B7"), Some(true), Some("alice")));
+    assert_eq!(app.get("/events/1/seats/B8").await.1["is_booked"], false);
+}
+
+#[tokio::test]
 async fn unknown_or_malformed_events_are_client_errors() {
     let app = spawn_app().await;
 
@@ -51,6 +97,12 @@ async fn unknown_or_malformed_events_are_client_errors() {
         ("/events/999/seats", StatusCode::NOT_FOUND, "event 999 does not exist"),
         ("/events/abc", StatusCode::BAD_REQUEST, "Cannot parse"),
         ("/events/1/seats?available_only=maybe", StatusCode::BAD_REQUEST, "available_only"),
+        ("/events/1/seats?limit=0", StatusCode::BAD_REQUEST, "limit must be from 1 to 10000, got 0"),
+        ("/events/1/seats?limit=10001", StatusCode::BAD_REQUEST, "limit must be from 1 to 10000"),
+        ("/events/1/seats?cursor=1A", StatusCode::BAD_REQUEST, "cursor: seat_number must be"),
+        ("/events/1/seats/Z99", StatusCode::NOT_FOUND, "event 1 has no seat Z99"),
+        ("/events/999/seats/A1", StatusCode::NOT_FOUND, "event 999 does not exist"),
+        ("/events/1/seats/A-1", StatusCode::BAD_REQUEST, "seat_number must be"),
     ];
     for (path, expected, message) in cases {
         let (status, body) = app.get(path).await;

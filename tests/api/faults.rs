@@ -39,8 +39,9 @@ async fn redlock_books_with_one_node_down_and_refuses_with_two() {
     assert_eq!(body["status"], "confirmed");
 
     nodes[1].stop();
-    let (status, body) = app.book("A3", "two-down").await;
+    let (status, body, retry_after) = app.book_retry_after("A3", "two-down").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!((body["code"].as_str(), retry_after.as_deref()), (Some("unavailable"), Some("1")), "an outage says when to try again: {body}");
     assert!(body["error"].as_str().unwrap().contains("only 1 of 3 Redis nodes reachable"), "{body}");
     assert_eq!(count(&app.options, "SELECT count(*) FROM bookings WHERE customer_id = 'two-down'").await, 0);
     let (_, event) = app.get("/events/1").await;

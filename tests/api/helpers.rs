@@ -224,6 +224,20 @@ impl TestApp {
         self.post("/book", json!({ "event_id": 1, "seat_number": seat, "customer_id": customer })).await
     }
 
+    /// A booking's answer with its `Retry-After` header, if it has one.
+    pub async fn book_retry_after(&self, seat: &str, customer: &str) -> (StatusCode, Value, Option<String>) {
+        let response = self
+            .client
+            .post(format!("{}/book", self.address))
+            .json(&json!({ "event_id": 1, "seat_number": seat, "customer_id": customer }))
+            .send()
+            .await
+            .expect("request failed");
+        let retry_after = response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+        let (status, body) = read(response).await;
+        (status, body, retry_after)
+    }
+
     pub async fn set_strategy(&self, strategy: &str) -> Value {
         let (status, body) = self.post("/admin/strategy", json!({ "strategy": strategy })).await;
         assert_eq!(status, StatusCode::OK, "setting {strategy} failed: {body}");

@@ -25,12 +25,13 @@ async fn a_lock_someone_else_holds_is_lock_busy_under_every_remote_lock() {
         let first = app.book("A1", "first");
         let second = async {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            app.book("A1", "second").await
+            app.book_retry_after("A1", "second").await
         };
-        let ((first_status, first), (second_status, second)) = tokio::join!(first, second);
+        let ((first_status, first), (second_status, second, retry_after)) = tokio::join!(first, second);
         assert_eq!(first_status, StatusCode::OK, "{strategy}: {first}");
         assert_eq!(second_status, StatusCode::CONFLICT, "{strategy}: {second}");
-        assert_eq!(second["reason"], "lock_busy", "{strategy}: {second}");
+        assert_eq!((second["reason"].as_str(), second["code"].as_str()), (Some("lock_busy"), Some("lock_busy")), "{strategy}: {second}");
+        assert_eq!(retry_after.as_deref(), Some("1"), "{strategy}: a busy lock says when to try again");
         app.stop().await;
     }
 }

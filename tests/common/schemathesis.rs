@@ -1,7 +1,7 @@
 //! Runs Schemathesis (the `schemathesis` CLI from PyPI, which
-//! `scripts/prereqs.sh` installs) against a running API, with the four
-//! checks the API contract promises: no server error, and status code,
-//! content type and response body as `/openapi.json` documents them.
+//! `scripts/prereqs.sh` installs) against a running API with every check it
+//! has (`--checks all`) and the project's `schemathesis.toml`, as
+//! `scripts/api-fuzz.sh` does.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,8 +10,8 @@ use std::time::Duration;
 /// completes; the browser test covers it (`tests/cluster/seat_map.rs`).
 pub const NEVER_ENDS: &str = "/events/{id}/stream";
 
-/// The checks every run makes.
-pub const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
+/// The checks every run makes: all of them.
+pub const CHECKS: &str = "all";
 
 /// What a run printed, and whether it found nothing.
 pub struct Run {
@@ -32,6 +32,8 @@ pub async fn run(base_url: &str, admin_token: Option<&str>, max_examples: u32, n
     let mut command = tokio::process::Command::new(if venv.exists() { venv.as_path() } else { std::path::Path::new("schemathesis") });
     command
         .current_dir(&report_dir)
+        .arg("--config-file")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemathesis.toml"))
         .args(["--no-color", "run", &format!("{base_url}/openapi.json"), "--checks", CHECKS])
         .args(["--max-examples", &max_examples.to_string(), "--seed", "20261126", "--generation-database", "none"])
         .args(["--exclude-path", NEVER_ENDS, "--request-timeout", "30", "--report", "junit", "--report-dir"])

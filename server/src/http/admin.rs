@@ -8,7 +8,8 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderName, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +19,8 @@ use super::events::{EventPath, unknown_event};
 use crate::cluster::barrier::{PauseSummary, ReplicaPause, Report};
 use crate::cluster::heartbeat::{Replica, live_replicas};
 use crate::domain::{Applied, StrategyName};
-use super::error::{Error, ErrorBody, Result};
+use super::error::{Error, ErrorBody, ErrorCode, Result};
+use super::integer;
 use crate::live::Change;
 use crate::state::AppState;
 use super::rows::{self, DoubleBooking, Event, Stats};
@@ -167,10 +169,21 @@ fn switch_message(report: &Report) -> String {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventQuery {
     /// The event (every event when absent; `reset` defaults to 1).
-    #[param(example = 1)]
+    #[param(minimum = 1, example = 1)]
     event_id: Option<i64>,
+}
+
+impl EventQuery {
+    /// The event asked for, if any; 400 for an id that cannot be one.
+    fn event_id(&self) -> Result<Option<i64>> {
+        match self.event_id {
+            Some(id) if id < 1 => Err(Error::bad_request(format!("event_id must be a positive integer, got {id}"))),
+            other => Ok(other),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -206,7 +219,7 @@ enum ResetStatus {
 )]
 async fn reset(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<ResetAnswer>> {
     let Query(query) = query?;
-    let event_id = query.event_id.unwrap_or(1);
+    let event_id = query.event_id()?.unwrap_or(1);
     let report = change_event(&state, event_id, EventChange::Reset).await?;
     // Counted in the database: a load-test event can have 200 000 seats.
     let available = storage::available_seats(&state.db, Some(event_id)).await?.first().map_or(0, |(_, free)| *free);
@@ -238,7 +251,7 @@ struct DoubleBookings {
 )]
 async fn double_bookings(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<DoubleBookings>> {
     let Query(query) = query?;
-    let found = storage::double_bookings(&state.db, query.event_id).await?;
+    let found = storage::double_bookings(&state.db, query.event_id()?).await?;
     Ok(Json(DoubleBookings { count: found.len(), double_bookings: rows::all(found) }))
 }
 
@@ -262,7 +275,7 @@ struct StatsAnswer {
 )]
 async fn stats(State(state): State<AppState>, query: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<StatsAnswer>> {
     let Query(query) = query?;
-    let stats = storage::stats(&state.db, query.event_id).await?;
+    let stats = storage::stats(&state.db, query.event_id()?).await?;
     Ok(Json(StatsAnswer { stats: stats.into(), current_strategy: state.active.current().name, instance: state.instance_id.clone() }))
 }
 
@@ -315,25 +328,29 @@ async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterAnswer>> {
 const SEED_EVENT: i64 = 1;
 
 /// The largest event `POST /admin/events` creates.
-const MAX_ROWS: i32 = 702; // A..Z, AA..ZZ
+// 200 rows (A..Z, AA..GR) of at most 1000 seats: the largest event is
+// 200,000 seats, a limit the document's per-field maxima state exactly.
+const MAX_ROWS: i32 = 200;
 const MAX_SEATS_PER_ROW: i32 = 1000;
-const MAX_SEATS: i32 = 200_000;
 
 /// An event to create, with `rows` × `seats_per_row` free seats.
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Load test", "rows": 10, "seats_per_row": 20}))]
 struct NewEvent {
-    /// 1 to 200 characters, no control characters.
-    #[schema(min_length = 1, max_length = 200, example = "Load test")]
+    /// 1 to 200 characters, not blank, no control characters (surrounding
+    /// whitespace is trimmed).
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$", example = "Load test")]
     name: String,
     /// At most 200 characters, no control characters.
     #[serde(default = "default_venue")]
-    #[schema(max_length = 200, default = "Load Test Arena")]
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", default = "Load Test Arena")]
     venue: String,
-    /// Rows are lettered A..Z, then AA..ZZ.
-    #[schema(minimum = 1, maximum = 702, example = 10)]
+    /// Rows are lettered A..Z, then AA, AB, ... (the 200th is GR).
+    #[schema(minimum = 1, maximum = 200, example = 10)]
+    #[serde(deserialize_with = "integer::exact")]
     rows: i32,
     #[schema(minimum = 1, maximum = 1000, example = 20)]
+    #[serde(deserialize_with = "integer::exact")]
     seats_per_row: i32,
 }
 
@@ -365,19 +382,24 @@ fn default_venue() -> String {
     post, path = "/admin/events", tag = "admin", operation_id = "createEvent",
     request_body = NewEvent,
     responses(
-        (status = CREATED, description = "The event, with every seat free", body = Created),
+        (status = CREATED, description = "The event, with every seat free", body = Created,
+            headers(("Location" = String, description = "The event: `/events/{id}`"))),
         (status = BAD_REQUEST, description = "A field is out of range; the message names it", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "Postgres is down", body = ErrorBody),
     ),
 )]
-async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEvent>, JsonRejection>) -> Result<(StatusCode, Json<Created>)> {
+async fn create_event(
+    State(state): State<AppState>,
+    payload: Result<Json<NewEvent>, JsonRejection>,
+) -> Result<(StatusCode, [(HeaderName, String); 1], Json<Created>)> {
     let Json(event) = payload?;
+    // Lengths count the characters as sent, as the document's maxLength does.
     let name = event.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(Error::bad_request("name must be 1 to 200 characters, without control characters"));
+    if name.is_empty() || event.name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::bad_request("name must be 1 to 200 characters, not blank, without control characters"));
     }
     let venue = event.venue.trim();
-    if venue.chars().count() > 200 || venue.chars().any(char::is_control) {
+    if event.venue.chars().count() > 200 || venue.chars().any(char::is_control) {
         return Err(Error::bad_request("venue must be at most 200 characters, without control characters"));
     }
     if !(1..=MAX_ROWS).contains(&event.rows) {
@@ -386,11 +408,9 @@ async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEve
     if !(1..=MAX_SEATS_PER_ROW).contains(&event.seats_per_row) {
         return Err(Error::bad_request(format!("seats_per_row must be from 1 to {MAX_SEATS_PER_ROW}")));
     }
-    if event.rows * event.seats_per_row > MAX_SEATS {
-        return Err(Error::bad_request(format!("rows × seats_per_row must be at most {MAX_SEATS} seats")));
-    }
     let created = storage::create_event(&state.db, name, venue, event.rows, event.seats_per_row).await?;
-    Ok((StatusCode::CREATED, Json(Created { event: created.into() })))
+    let location = [(LOCATION, format!("/events/{}", created.id))];
+    Ok((StatusCode::CREATED, location, Json(Created { event: created.into() })))
 }
 
 /// Deletes an event with its seats, bookings and locks, behind the barrier.
@@ -399,16 +419,17 @@ async fn create_event(State(state): State<AppState>, payload: Result<Json<NewEve
     params(EventPath),
     responses(
         (status = OK, description = "The event is gone", body = Deleted),
-        (status = BAD_REQUEST, description = "The id is not an integer, or is the seed event 1", body = ErrorBody),
+        (status = BAD_REQUEST, description = "The id is not an integer", body = ErrorBody),
         (status = NOT_FOUND, description = "No event has this id", body = ErrorBody),
-        (status = CONFLICT, description = "A switch or reset is in progress", body = ErrorBody),
+        (status = CONFLICT, description = "The event is the seed event 1 (`seed_event`: reset it instead), or a switch or reset \
+            is in progress (`switch_in_progress`)", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "Postgres or Redis is down", body = ErrorBody),
     ),
 )]
 async fn delete_event(State(state): State<AppState>, id: Result<Path<EventPath>, PathRejection>) -> Result<Json<Deleted>> {
     let Path(EventPath { id: event_id }) = id?;
     if event_id == SEED_EVENT {
-        return Err(Error::bad_request("event 1 is the seed event the exercises use; reset it instead"));
+        return Err(Error::Conflict(ErrorCode::SeedEvent, "event 1 is the seed event the exercises use; reset it instead".into()));
     }
     change_event(&state, event_id, EventChange::Delete).await?;
     Ok(Json(Deleted { status: DeletedStatus::Deleted, event_id }))

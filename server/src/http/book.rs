@@ -20,6 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{Error, ErrorBody, Result};
+use super::integer;
 use crate::booking::{Answer, Decision, IdempotencyKey, Reply, Request};
 use crate::domain::{BookingStatus, CustomerId, Refusal, SeatNumber, StrategyName};
 use crate::state::AppState;
@@ -39,6 +40,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 struct BookRequest {
     /// The event; the seeded one is 1.
     #[schema(minimum = 1, example = 1)]
+    #[serde(deserialize_with = "integer::exact")]
     event_id: i64,
     /// A row of one to four letters, then a seat of one to four digits.
     #[schema(pattern = r"^[A-Za-z]{1,4}[0-9]{1,4}$", example = "A1")]
@@ -75,10 +77,12 @@ pub(super) struct Booked {
 /// The seat was not to be had, and nothing was booked.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({
-    "reason": "seat_taken", "message": "Seat A1 is already booked", "status": "failed", "event_id": 1,
+    "code": "seat_taken", "reason": "seat_taken", "message": "Seat A1 is already booked", "status": "failed", "event_id": 1,
     "seat_number": "A1", "customer_id": "bob", "strategy": "pessimistic", "instance": "replica-1"
 }))]
 pub(super) struct Refused {
+    /// The stable code of this answer: the same as `reason`.
+    code: Refusal,
     reason: Refusal,
     message: String,
     /// Always `failed`.
@@ -109,6 +113,8 @@ struct Served {
 /// after `Retry-After` seconds.
 #[derive(Serialize, ToSchema)]
 struct InProgress {
+    /// The stable code of this answer: the same as `reason`.
+    code: InProgressReason,
     reason: InProgressReason,
     message: String,
     /// Always `failed`.
@@ -117,7 +123,7 @@ struct InProgress {
     customer_id: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum InProgressReason {
     RequestInProgress,
@@ -173,7 +179,8 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
             or `request_in_progress` while the key's first request still runs", body = Conflict,
             headers(
                 ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same key"),
-                ("Retry-After" = u64, description = "With `request_in_progress`: seconds to wait before retrying"),
+                ("Retry-After" = u64, description = "With `request_in_progress`, `lock_busy`, `retries_exhausted` and `stale_strategy` \
+                    (a retry may succeed): seconds to wait before retrying"),
             )),
         (status = BAD_REQUEST, description = "A field or the Idempotency-Key is invalid; the message names it", body = ErrorBody),
         (status = NOT_FOUND, description = "The event has no such seat", body = ErrorBody),
@@ -197,6 +204,7 @@ async fn book(State(state): State<AppState>, headers: HeaderMap, payload: Result
         }
         Reply::InProgress { retry_after } => {
             let body = Conflict::InProgress(InProgress {
+                code: InProgressReason::RequestInProgress,
                 reason: InProgressReason::RequestInProgress,
                 message: format!(
                     "A request with Idempotency-Key {:?} is still running; retry in {} s",
@@ -240,9 +248,20 @@ pub(super) fn render(answer: &Answer) -> Response {
         }
         Decision::Refused { reason, .. } => {
             let message = refusal_message(reason, answer);
-            (StatusCode::CONFLICT, Json(Conflict::Refused(Refused { reason, message, status, context }))).into_response()
+            let mut response =
+                (StatusCode::CONFLICT, Json(Conflict::Refused(Refused { code: reason, reason, message, status, context }))).into_response();
+            if retry_cures(reason) {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(1));
+            }
+            response
         }
     }
+}
+
+/// Whether the same request a moment later may well succeed: the seat was
+/// not taken, only contended. Those answers carry `Retry-After: 1`.
+fn retry_cures(refusal: Refusal) -> bool {
+    matches!(refusal, Refusal::LockBusy | Refusal::RetriesExhausted | Refusal::StaleStrategy)
 }
 
 pub(super) fn refusal_message(refusal: Refusal, answer: &Answer) -> String {

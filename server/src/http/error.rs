@@ -8,7 +8,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -44,9 +44,13 @@ pub enum Error {
     /// 404: the named thing does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// 409: the request clashes with something under way (another switch).
+    /// 405: the route exists, but not with this method.
     #[error("{0}")]
-    Conflict(String),
+    MethodNotAllowed(String),
+    /// 409: the request clashes with the cluster's state (another switch
+    /// under way, the seed event); the code says which.
+    #[error("{1}")]
+    Conflict(ErrorCode, String),
     /// 422: the request is well formed but cannot be processed (an
     /// idempotency key reused with a different request).
     #[error("{0}")]
@@ -74,6 +78,27 @@ impl Error {
         Self::NotFound(message.into())
     }
 
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(_) | Self::Query(_) | Self::Path(_) => ErrorCode::InvalidInput,
+            Self::Json(JsonRejection::JsonSyntaxError(_)) => ErrorCode::MalformedRequest,
+            Self::Json(JsonRejection::MissingJsonContentType(_)) => ErrorCode::UnsupportedMediaType,
+            Self::Json(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            Self::Json(rejection) if rejection.status() == StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidBody,
+            Self::Json(_) => ErrorCode::MalformedRequest,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Self::Conflict(code, _) => *code,
+            Self::Unprocessable(_) => ErrorCode::IdempotencyKeyReused,
+            Self::Unavailable { .. } => ErrorCode::Unavailable,
+            Self::DeadlineExceeded(_) => ErrorCode::DeadlineExceeded,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Query(_) | Self::Path(_) => StatusCode::BAD_REQUEST,
@@ -82,11 +107,67 @@ impl Error {
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(..) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// What went wrong, as a program reads it: stable across releases, unlike
+/// the message. Answers that are not errors of the request itself (a seat
+/// refused, a hold ended) carry codes of their own: their `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: a field, header or parameter has a value the API does not take; the message names it.
+    InvalidInput,
+    /// 400: the body is not JSON, or nginx could not read the request.
+    MalformedRequest,
+    /// 401: `/admin/*` without the right `Authorization: Bearer` token.
+    Unauthorized,
+    /// 404: no such event, seat, hold or route.
+    NotFound,
+    /// 405: a method the route does not take; `Allow` lists the ones it does.
+    MethodNotAllowed,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
+    /// 409: another strategy switch or reset is under way; retry after `Retry-After`.
+    SwitchInProgress,
+    /// 409: event 1 is the seed event the exercises use: reset it, do not delete it.
+    SeedEvent,
+    /// 411: a body without a length (nginx).
+    LengthRequired,
+    /// 413: the body is larger than `BODY_LIMIT_BYTES`.
+    PayloadTooLarge,
+    /// 414: the request line is too long (nginx).
+    UriTooLong,
+    /// 415: the body is not `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// 422: the JSON lacks a field or has one of the wrong type.
+    InvalidBody,
+    /// 422: the Idempotency-Key was first used with a different request.
+    IdempotencyKeyReused,
+    /// 500: a bug; the replica logged its cause.
+    Internal,
+    /// 502: no replica answered (nginx).
+    NoReplica,
+    /// 503: Postgres or a lock service is down; nothing was written. Retry after `Retry-After`.
+    Unavailable,
+    /// 504: the request ran past `REQUEST_DEADLINE_MS` (or nginx's read timeout).
+    DeadlineExceeded,
+}
+
+impl ErrorCode {
+    /// Seconds a client should wait before trying again, for the errors a
+    /// retry can cure.
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Self::Unavailable | Self::SwitchInProgress => Some(1),
+            _ => None,
         }
     }
 }
@@ -97,7 +178,7 @@ impl From<crate::error::Error> for Error {
         use crate::error::Error as Below;
         match error {
             Below::NotFound(message) => Self::NotFound(message),
-            Below::Conflict(message) => Self::Conflict(message),
+            Below::Conflict(message) => Self::Conflict(ErrorCode::SwitchInProgress, message),
             Below::Unavailable { what, detail } => Self::Unavailable { what, detail },
             Below::Internal(cause) => Self::Internal(cause),
         }
@@ -139,6 +220,7 @@ impl From<redis::RedisError> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        let code = self.code();
         let message = match &self {
             Self::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
@@ -153,9 +235,13 @@ impl IntoResponse for Error {
             Self::Path(rejection) => rejection.body_text(),
             other => other.to_string(),
         };
-        let mut response = (status, Json(ErrorBody { status: ErrorStatus::Error, error: message })).into_response();
+        let mut response = (status, Json(ErrorBody { status: ErrorStatus::Error, code, error: message })).into_response();
+        let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="booking-admin""#));
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="booking-admin""#));
+        }
+        if let Some(seconds) = code.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -163,9 +249,10 @@ impl IntoResponse for Error {
 
 /// The body of every error answer, whatever its status.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"status": "error", "error": "event 99 does not exist"}))]
+#[schema(example = json!({"status": "error", "code": "not_found", "error": "event 99 does not exist"}))]
 pub struct ErrorBody {
     pub status: ErrorStatus,
+    pub code: ErrorCode,
     /// What went wrong, in words a client can act on.
     pub error: String,
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,9 +24,11 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HealthQuery {
     /// `/health?ready=true` is `/ready`.
     #[serde(default)]
+    #[param(required = false)]
     ready: bool,
 }
 
@@ -92,7 +95,7 @@ async fn health(State(state): State<AppState>, query: Result<Query<HealthQuery>,
     match query {
         Ok(Query(query)) if query.ready => {
             let (status, readiness) = readiness(&state).await;
-            return (status, Json(HealthAnswer::Ready(readiness))).into_response();
+            return (status, retry_after(status), Json(HealthAnswer::Ready(readiness))).into_response();
         }
         Ok(_) => {}
         Err(rejection) => return Error::from(rejection).into_response(),
@@ -116,7 +119,12 @@ async fn health(State(state): State<AppState>, query: Result<Query<HealthQuery>,
 )]
 async fn ready(State(state): State<AppState>) -> Response {
     let (status, readiness) = readiness(&state).await;
-    (status, Json(readiness)).into_response()
+    (status, retry_after(status), Json(readiness)).into_response()
+}
+
+/// Not ready is an outage like any other 503: try again in a second.
+fn retry_after(status: StatusCode) -> Option<[(HeaderName, HeaderValue); 1]> {
+    (status == StatusCode::SERVICE_UNAVAILABLE).then(|| [(RETRY_AFTER, HeaderValue::from(1))])
 }
 
 async fn readiness(state: &AppState) -> (StatusCode, Readiness) {

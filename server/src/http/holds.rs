@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 
 use super::book::{Booked, IDEMPOTENT_REPLAYED, idempotency_key, render};
 use super::error::{Error, ErrorBody, Result};
+use super::integer;
 use crate::domain::{CustomerId, HoldStatus, SeatNumber, StrategyName};
 use crate::holds::{Confirmation, HoldRequest, TTL_MS, Taken};
 use crate::state::AppState;
@@ -38,15 +39,17 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[schema(example = json!({"event_id": 1, "seat_number": "A1", "customer_id": "alice", "ttl_ms": 60000}))]
 struct TakeRequest {
     #[schema(minimum = 1, example = 1)]
+    #[serde(deserialize_with = "integer::exact")]
     event_id: i64,
     #[schema(pattern = r"^[A-Za-z]{1,4}[0-9]{1,4}$", example = "A1")]
     seat_number: String,
     /// Who holds: at most 255 characters, not blank, no control characters.
-    #[schema(min_length = 1, max_length = 255, example = "alice")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$", example = "alice")]
     customer_id: String,
     /// How long the hold keeps the seat, in milliseconds: 100 to 900000
     /// (default SEAT_HOLD_TTL_MS, 120000).
     #[schema(minimum = 100, maximum = 900_000, example = 60000)]
+    #[serde(default, deserialize_with = "integer::optional")]
     ttl_ms: Option<i64>,
 }
 
@@ -153,8 +156,11 @@ struct HoldTaken {
 /// Why a hold request or a confirm was not granted; nothing was written.
 #[derive(Serialize, ToSchema)]
 struct HoldRefused {
+    /// The stable code of this answer: the same as `reason`.
+    code: String,
     /// `too_many_holds` (429), `hold_expired`, `hold_released` (410),
-    /// `hold_lost` (409), `hold_confirmed` (409, on release).
+    /// `hold_lost` (409), `hold_confirmed` (409, on release),
+    /// `request_in_progress` (409).
     reason: String,
     message: String,
     /// Always `failed`.
@@ -165,7 +171,7 @@ struct HoldRefused {
 }
 
 fn refused(status: StatusCode, reason: &str, message: String, hold: Option<Hold>) -> Response {
-    let body = HoldRefused { reason: reason.to_owned(), message, status: "failed".to_owned(), hold: hold.map(HoldView::from) };
+    let body = HoldRefused { code: reason.to_owned(), reason: reason.to_owned(), message, status: "failed".to_owned(), hold: hold.map(HoldView::from) };
     (status, Json(body)).into_response()
 }
 

@@ -15,6 +15,7 @@ pub mod error;
 mod events;
 mod health;
 mod holds;
+mod integer;
 mod linger;
 mod metrics;
 mod openapi;
@@ -73,8 +74,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let (api, document) = api().split_for_parts();
     Router::new()
         .merge(api)
-        .merge(openapi::router(openapi::finish(document)))
+        .merge(openapi::router(openapi::finish(document, limits.admin_token.is_set())))
         .merge(ui::router())
+        .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(limits.admin_token, admin_token::guard_admin))
         .layer(middleware::from_fn_with_state(limits.deadline, deadline::enforce))
@@ -95,4 +97,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
 
 async fn no_route(method: Method, uri: Uri) -> Error {
     Error::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// A route asked with a method it does not take; axum adds the `Allow`
+/// header that lists the ones it does.
+async fn wrong_method(method: Method, uri: Uri) -> Error {
+    Error::MethodNotAllowed(format!("{} does not take {method}: the Allow header lists the methods it does", uri.path()))
 }

@@ -6,9 +6,10 @@
 //! itself. What the middleware adds to every operation is declared here,
 //! once, next to the reason: the JSON extractor's rejections on every
 //! operation with a body, the deadline's 504, the admin token's 401 and
-//! security requirement, and the `X-Instance-Id` / `X-Request-Id` headers on
-//! every answer. Links between operations (an event created, then booked,
-//! reset or deleted) let Schemathesis chain them into stateful sequences.
+//! security requirement, the `X-Instance-Id` / `X-Request-Id` headers on
+//! every answer, and `Retry-After` on every 503. Links between operations (an event created, then booked,
+//! reset or deleted; a hold taken, then read, confirmed or released) let
+//! Schemathesis chain them into stateful sequences.
 
 use axum::Router;
 use utoipa::openapi::header::HeaderBuilder;
@@ -49,9 +50,10 @@ pub(crate) struct ApiDoc;
 /// Completes the document the handlers built: what the middleware adds, and
 /// the links. (utoipa's own `modifiers` would run before the routes are
 /// merged in, on a document without paths.)
-pub(super) fn finish(mut document: OpenApi) -> OpenApi {
-    Middleware.modify(&mut document);
+pub(super) fn finish(mut document: OpenApi, token_required: bool) -> OpenApi {
+    Middleware { token_required }.modify(&mut document);
     Chains.modify(&mut document);
+    HoldChains.modify(&mut document);
     document
 }
 
@@ -60,21 +62,24 @@ pub(super) fn router<S: Clone + Send + Sync + 'static>(document: OpenApi) -> Rou
     SwaggerUi::new("/docs").url("/openapi.json", document).into()
 }
 
-/// What the layers in [`super::router`] add to every operation.
-struct Middleware;
+/// What the layers in [`super::router`] add to every operation. The admin
+/// token's requirement and 401 only when the replica has a token: without
+/// one, admin is open, and a document that said otherwise would be wrong.
+struct Middleware {
+    token_required: bool,
+}
 
 impl Modify for Middleware {
     fn modify(&self, openapi: &mut OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            ADMIN_SCHEME,
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The replicas' ADMIN_TOKEN. Without one set, admin is open (the lab's laptop default)."))
-                    .build(),
-            ),
-        );
+        if self.token_required {
+            let components = openapi.components.get_or_insert_with(Default::default);
+            components.add_security_scheme(
+                ADMIN_SCHEME,
+                SecurityScheme::Http(
+                    HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("The replicas' ADMIN_TOKEN")).build(),
+                ),
+            );
+        }
         for (path, item) in openapi.paths.paths.iter_mut() {
             for (method, operation) in operations(item) {
                 if operation.request_body.is_some() {
@@ -84,16 +89,19 @@ impl Modify for Middleware {
                     add_error(operation, "415", "The body is not `Content-Type: application/json`");
                     add_error(operation, "422", "The JSON lacks a field or has one of the wrong type");
                 }
-                if path.starts_with("/admin/") {
+                if self.token_required && path.starts_with("/admin/") {
                     operation.security = Some(vec![SecurityRequirement::new(ADMIN_SCHEME, Vec::<String>::new())]);
                     add_error(operation, "401", "ADMIN_TOKEN is set and the request's `Authorization: Bearer` token is missing or wrong");
                 }
                 if method != HttpMethod::Get || !["/health", "/metrics"].contains(&path.as_str()) {
                     add_error(operation, "504", "The request ran past REQUEST_DEADLINE_MS; a booking under way still finishes whole");
                 }
-                for response in operation.responses.responses.values_mut() {
+                for (status, response) in operation.responses.responses.iter_mut() {
                     if let RefOr::T(response) = response {
                         add_replica_headers(response);
+                        if status == "503" {
+                            add_retry_after(response);
+                        }
                     }
                 }
             }
@@ -130,6 +138,23 @@ impl Modify for Chains {
     }
 }
 
+/// Links from a hold taken to the operations that take its id, so a stateful
+/// run holds a seat, then reads, confirms or releases that hold.
+struct HoldChains;
+
+impl Modify for HoldChains {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let Some(take) = openapi.paths.paths.get_mut("/holds").and_then(|item| item.post.as_mut()) else { return };
+        for status in ["201", "200"] {
+            let Some(RefOr::T(taken)) = take.responses.responses.get_mut(status) else { continue };
+            for (name, operation) in [("GetHold", "getHold"), ("ConfirmHold", "confirmHold"), ("ReleaseHold", "releaseHold")] {
+                let link = LinkBuilder::new().operation_id(operation).parameter("id", "$response.body#/hold/hold_id").build();
+                taken.links.insert(name.to_owned(), link.into());
+            }
+        }
+    }
+}
+
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = (HttpMethod, &mut Operation)> {
     [
         (HttpMethod::Get, item.get.as_mut()),
@@ -154,6 +179,15 @@ fn add_error(operation: &mut Operation, status: &str, description: &str) {
     });
 }
 
+/// Every 503 is an outage a client can wait out.
+fn add_retry_after(response: &mut Response) {
+    let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).build();
+    response.headers.insert(
+        "Retry-After".to_owned(),
+        HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before trying again")).build().into(),
+    );
+}
+
 fn add_replica_headers(response: &mut Response) {
     let text = || ObjectBuilder::new().schema_type(Type::String).build();
     response.headers.insert(
@@ -166,9 +200,10 @@ fn add_replica_headers(response: &mut Response) {
     );
 }
 
-/// The whole document, for a test or a tool that wants it without a server.
-pub fn document() -> OpenApi {
-    finish(super::api().split_for_parts().1)
+/// The whole document, as a replica with (or without) an `ADMIN_TOKEN`
+/// serves it, for a test or a tool that wants it without a server.
+pub fn document(token_required: bool) -> OpenApi {
+    finish(super::api().split_for_parts().1, token_required)
 }
 
 #[cfg(test)]
@@ -177,7 +212,7 @@ mod tests {
 
     #[test]
     fn every_admin_operation_requires_the_token_scheme() {
-        let document = document();
+        let document = document(true);
         let admin = document.paths.paths.iter().filter(|(path, _)| path.starts_with("/admin/"));
         let mut count = 0;
         for (path, item) in admin {

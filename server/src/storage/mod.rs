@@ -25,5 +25,5 @@ pub mod seats;
 pub mod stats;
 
 pub use booking::{Attempt, Recorded, SeatCondition, Written, commit_booking, holding, record_failure};
-pub use seats::{Availability, Event, Holder, Seat, available_seats, holders, create_event, delete_event, event, event_exists, fence_seat, reset_event, seat, seat_for_update, seats};
+pub use seats::{Availability, Event, Holder, Seat, available_seats, holders, create_event, delete_event, event, event_exists, fence_seat, reset_event, seat, seat_by_number, seat_for_update, seats, seats_page};
 pub use stats::{DoubleBooking, Stats, Totals, double_bookings, stats};

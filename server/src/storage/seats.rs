@@ -98,15 +98,38 @@ pub async fn event(pool: &PgPool, event_id: i64) -> sqlx::Result<Option<Event>> 
 
 #[tracing::instrument(name = "db.seats", skip_all)]
 pub async fn seats(pool: &PgPool, event_id: i64, available_only: bool) -> sqlx::Result<Vec<Seat>> {
+    seats_page(pool, event_id, available_only, None, i64::MAX).await
+}
+
+/// At most `limit` of the event's seats in seat-map order (row, then seat
+/// number), starting after the seat `after`: keyset paging, so page 100 costs
+/// what page 1 does. A seat's row is the letters of its number.
+#[tracing::instrument(name = "db.seats_page", skip_all)]
+pub async fn seats_page(pool: &PgPool, event_id: i64, available_only: bool, after: Option<&str>, limit: i64) -> sqlx::Result<Vec<Seat>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SEAT_COLUMNS} FROM seats
          WHERE event_id = $1 AND (NOT $2 OR (NOT is_booked AND NOT (held_until IS NOT NULL AND held_until > now())))
-         ORDER BY row_name, length(seat_number), seat_number"
+           AND ($3::text IS NULL OR (row_name, length(seat_number), seat_number)
+                                    > (substring($3 FROM '^[A-Za-z]+'), length($3), $3::text))
+         ORDER BY row_name, length(seat_number), seat_number
+         LIMIT $4"
     )))
     .bind(event_id)
     .bind(available_only)
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// One seat of the event, if it has one by that number.
+#[tracing::instrument(name = "db.seat", skip_all)]
+pub async fn seat_by_number(pool: &PgPool, event_id: i64, seat_number: &str) -> sqlx::Result<Option<Seat>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SEAT_COLUMNS} FROM seats WHERE event_id = $1 AND seat_number = $2")))
+        .bind(event_id)
+        .bind(seat_number)
+        .fetch_optional(pool)
+        .await
 }
 
 /// A booking that holds a seat: the seat map shows who, and which replica wrote it.

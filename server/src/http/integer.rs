@@ -1,0 +1,78 @@
+//! Integers in JSON bodies, read by JSON Schema's rules: `573.0` is an
+//! integer (a number whose fraction is zero), so a field the document types
+//! `integer` takes it. serde alone reads `573.0` as a float and refuses it
+//! for an `i32`, which would reject a request the document allows.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Number;
+
+/// An integer field: `#[serde(deserialize_with = "integer::exact")]`.
+pub(super) fn exact<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let number = Number::deserialize(deserializer)?;
+    whole(&number)
+        .and_then(|value| T::try_from(value).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer in range, got {number}")))
+}
+
+/// An optional integer field (absent or `null` is `None`):
+/// `#[serde(default, deserialize_with = "integer::optional")]`.
+pub(super) fn optional<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(number) => whole(&number)
+            .and_then(|value| T::try_from(value).ok())
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected an integer in range, got {number}"))),
+    }
+}
+
+/// The number as an `i64`, if it is a whole number that fits.
+fn whole(number: &Number) -> Option<i64> {
+    if let Some(value) = number.as_i64() {
+        return Some(value);
+    }
+    let value = number.as_f64()?;
+    // 2^63 itself does not fit; every float below it with no fraction does.
+    (value.fract() == 0.0 && value >= -(2f64.powi(63)) && value < 2f64.powi(63)).then_some(value as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(deserialize_with = "super::exact")]
+        rows: i32,
+        #[serde(default, deserialize_with = "super::optional")]
+        ttl_ms: Option<i64>,
+    }
+
+    fn read(json: &str) -> Result<Body, String> {
+        serde_json::from_str(json).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_number_with_a_zero_fraction_is_an_integer() {
+        let body = read(r#"{"rows": 573.0, "ttl_ms": 100918.0}"#).unwrap();
+        assert_eq!((body.rows, body.ttl_ms), (573, Some(100918)));
+        assert_eq!(read(r#"{"rows": 5}"#).unwrap().ttl_ms, None);
+        assert_eq!(read(r#"{"rows": 5, "ttl_ms": null}"#).unwrap().ttl_ms, None);
+    }
+
+    #[test]
+    fn fractions_strings_and_overflow_are_refused_naming_the_value() {
+        assert!(read(r#"{"rows": 1.5}"#).unwrap_err().contains("got 1.5"));
+        assert!(read(r#"{"rows": 3000000000}"#).unwrap_err().contains("got 3000000000"));
+        assert!(read(r#"{"rows": 1e300}"#).is_err());
+        assert!(read(r#"{"rows": "5"}"#).is_err());
+    }
+}
