@@ -36,6 +36,9 @@ RUN touch src/main.rs server/src/lib.rs lab/src/lib.rs && cargo build --release 
 FROM ${RUNTIME_IMAGE}
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin booking
 COPY --from=build /src/target/release/booking-service /usr/local/bin/booking-service
+# The CA roots, so an https:// OTLP endpoint can be verified (rustls reads
+# the system's bundle).
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 USER booking
 # The health check asks HEALTHCHECK_ADDR: set it with LISTEN_ADDR when the
 # replica listens elsewhere (with host networking, say).

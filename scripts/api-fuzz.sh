@@ -11,7 +11,7 @@
 # Schemathesis's (`--checks all`), with schemathesis.toml, which says for
 # which two operations the positive-data check learns one more answer to a
 # valid request, and why. The seat map's event stream is left out: it
-# stays open by design (the browser test covers it). FUZZ_EXAMPLES (400) cases per operation and
+# stays open by design (the browser test covers it). FUZZ_EXAMPLES (500) cases per operation and
 # phase; MIN_REQUESTS (5000) is the least the campaign must send; ADMIN_TOKEN
 # passes through. A good client books beside the campaign, and must see no
 # 5xx and no broken connection. It switches strategies and resets event 1, so run it on a
@@ -24,7 +24,7 @@ PATH=$root/.tools/venv/bin:$PATH
 
 base_url=${1:-${BASE_URL:-http://127.0.0.1:8000}}
 base_url=${base_url%/}
-examples=${FUZZ_EXAMPLES:-400}
+examples=${FUZZ_EXAMPLES:-500}
 min_requests=${MIN_REQUESTS:-5000}
 reports=$(realpath -m "${FUZZ_REPORTS:-api-fuzz-results}")
 

@@ -9,7 +9,7 @@ use booking_server::domain::StrategyName;
 use clap::Subcommand;
 
 use crate::config::{AuditConfig, CompareConfig, ExercisesConfig, FaultsConfig, FlashSaleConfig, FlipConfig};
-use crate::{audit, compare, exercises, faults, flash_sale, flip};
+use crate::{audit, compare, exercises, faults, flash_sale, flip, progress};
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
@@ -64,14 +64,17 @@ async fn run_faults(config: FaultsConfig) -> anyhow::Result<()> {
     };
     let scenarios = if config.scenarios.is_empty() { faults::Scenario::ALL.to_vec() } else { config.scenarios };
     let mut reports = Vec::new();
+    let progress = progress::Ticker::steps(scenarios.len());
     for scenario in scenarios {
-        eprintln!("==> {scenario:?}");
+        progress.println(format!("==> {scenario:?}"));
+        progress.step(format!("{scenario:?}"));
         let report = faults::run(&lab, scenario).await?;
         if !config.json {
-            println!("{}", faults::markdown(&report));
+            progress.suspend(|| println!("{}", faults::markdown(&report)));
         }
         reports.push(report);
     }
+    progress.finish();
     if config.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
@@ -114,7 +117,9 @@ async fn run_flip(config: FlipConfig) -> anyhow::Result<()> {
         settings.strategies.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
         config.interval_ms
     );
-    let report = flip::run(&client, &settings).await?;
+    let progress = progress::Ticker::over(settings.duration);
+    let report = flip::run(&client, &settings, &progress).await?;
+    progress.finish();
     if config.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -180,8 +185,12 @@ async fn run_compare(config: CompareConfig) -> anyhow::Result<()> {
         contenders: config.load.contenders.into(),
     };
     let rows = compare::run(&client, &strategies, &settings).await?;
-    print!("{}", compare::markdown(&rows));
+    if config.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", compare::markdown(&rows));
+    }
     compare::write_files(&rows, &config.output_dir)?;
-    eprintln!("wrote {0}/comparison.json and {0}/comparison.csv", config.output_dir.display());
+    eprintln!("wrote {0}/comparison.json, {0}/comparison.csv and {0}/comparison.svg", config.output_dir.display());
     Ok(())
 }

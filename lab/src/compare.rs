@@ -175,7 +175,8 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
-/// Writes `comparison.json` and `comparison.csv` into `dir`.
+/// Writes `comparison.json`, `comparison.csv` and the chart,
+/// `comparison.svg`, into `dir`.
 pub fn write_files(rows: &[Row], dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(dir.join("comparison.json"), serde_json::to_string_pretty(rows)?)?;
@@ -185,7 +186,7 @@ pub fn write_files(rows: &[Row], dir: &Path) -> anyhow::Result<()> {
         csv.push('\n');
     }
     std::fs::write(dir.join("comparison.csv"), csv)?;
-    Ok(())
+    crate::chart::write_svg(rows, &dir.join("comparison.svg"))
 }
 
 #[cfg(test)]

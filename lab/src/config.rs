@@ -97,9 +97,12 @@ pub struct CompareConfig {
     /// Strategies to compare, comma separated (default: all eight).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<StrategyName>,
-    /// Where to write comparison.json and comparison.csv.
+    /// Where to write comparison.json, comparison.csv and comparison.svg.
     #[arg(long, default_value = "compare-results")]
     pub output_dir: PathBuf,
+    /// Print JSON instead of a table (the files are written either way).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::client::{AnswerCounts, LabClient};
 use crate::load::{self, Plan, Sent, create_event};
+use crate::progress::Ticker;
 use booking_server::domain::StrategyName;
 
 #[derive(Debug, Clone)]
@@ -60,7 +61,7 @@ impl Report {
 }
 
 /// Runs the flip test against `client` (normally nginx) and cleans up after.
-pub async fn run(client: &LabClient, settings: &Settings) -> anyhow::Result<Report> {
+pub async fn run(client: &LabClient, settings: &Settings, progress: &Ticker) -> anyhow::Result<Report> {
     anyhow::ensure!(!settings.strategies.is_empty(), "name at least one strategy to flip among");
     client.set_strategy(settings.strategies[0].as_str()).await?;
     let event_id = create_event(client, "flip").await?;
@@ -77,10 +78,12 @@ pub async fn run(client: &LabClient, settings: &Settings) -> anyhow::Result<Repo
     let mut switches = Vec::new();
     let mut failed_switches = 0;
     let mut turn = 1;
+    let started = Instant::now();
     while Instant::now() + settings.interval < deadline {
         tokio::time::sleep(settings.interval).await;
         let strategy = settings.strategies[turn % settings.strategies.len()];
         turn += 1;
+        progress.at(started.elapsed(), format!("switching to {strategy}: {} switches, {} requests", switches.len(), load.requests()));
         match client.set_strategy(strategy.as_str()).await {
             Ok(answer) => switches.push(answer),
             Err(error) => {

@@ -13,7 +13,9 @@
 //!   `compare`, `flip` and the fault lab share.
 //! - [`exercises`]: the README's exercise (many customers, one seat) for
 //!   every strategy, and its check in Postgres.
-//! - [`compare`]: every strategy under the same contended load, measured.
+//! - [`compare`]: every strategy under the same contended load, measured;
+//!   [`chart`] draws it as an SVG.
+//! - [`progress`]: the ticking status line of the long commands.
 //! - [`flip`]: contended load while the strategy switches.
 //! - [`flash_sale`]: hold, pay, confirm: a flash sale for every strategy.
 //! - [`audit`]: an independent check of what the database holds against the
@@ -22,6 +24,7 @@
 //!   cluster, one scenario at a time, every strategy, with a verdict.
 
 pub mod audit;
+pub mod chart;
 pub mod client;
 pub mod commands;
 pub mod compare;
@@ -31,3 +34,4 @@ pub mod faults;
 pub mod flash_sale;
 pub mod flip;
 pub mod load;
+pub mod progress;

@@ -63,7 +63,7 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("bookings_total", "Booking attempts by strategy and status");
     describe_counter!("booking_failures_total", "Refused booking attempts by strategy and reason");
-    describe_counter!("double_bookings_detected", "Bookings that found the seat already held by another booking");
+    describe_counter!("double_bookings_detected_total", "Bookings that found the seat already held by another booking");
     describe_counter!("lock_contentions_total", "Lock acquisitions that found the lock held by someone else");
     describe_counter!("optimistic_retries_total", "Optimistic compare-and-set conflicts that were retried");
     describe_counter!("fencing_token_rejections_total", "Seat writes refused because a newer fencing token had reached the seat");
@@ -72,7 +72,6 @@ fn describe() {
     describe_histogram!("lock_hold_seconds", "Time a lock was held, by strategy");
     describe_gauge!("redlock_nodes_reachable", "Redlock nodes that answered the last probe");
     describe_gauge!("current_locking_strategy", "1 for the strategy this replica applies, 0 for the others");
-    describe_gauge!("available_seats", "Seats not yet booked, by event");
     describe_counter!("http_requests_total", "HTTP requests by route, method and status");
     describe_histogram!("http_request_duration_seconds", "HTTP latency by route, method and status");
     describe_gauge!("db_pool_connections", "Postgres pool connections by pool (bookings, other) and state (in_use, idle)");
@@ -87,6 +86,22 @@ fn describe() {
         "Idempotency keys this replica took over from a request whose replica died before answering"
     );
     describe_counter!("strategy_switches_total", "Switches and resets this replica coordinated, by outcome (complete, without_lagging)");
+    describe_counter!("idempotent_replays_total", "Answers replayed to a request whose Idempotency-Key had been answered before");
+    describe_counter!("seat_holds_total", "Steps in seat holds' lives, by event (taken, confirmed, released, expired, refused, ...)");
+    describe_gauge!("seat_streams_open", "Seat-map event streams open on this replica");
+    process().describe();
+}
+
+/// The process's own CPU time, memory, threads and file descriptors
+/// (`process_*`, as Prometheus' Go client names them), read at each scrape.
+fn process() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Reads the process metrics now: call before rendering a scrape.
+pub fn collect_process() {
+    process().collect();
 }
 
 /// Creates every counter series at 0, so a dashboard shows "0 double
@@ -101,7 +116,7 @@ fn register_zeroes() {
         for reason in Refusal::ALL.map(Refusal::as_str) {
             counter!("booking_failures_total", "strategy" => strategy, "reason" => reason).absolute(0);
         }
-        for name in ["double_bookings_detected", "lock_contentions_total", "optimistic_retries_total", "fencing_token_rejections_total"] {
+        for name in ["double_bookings_detected_total", "lock_contentions_total", "optimistic_retries_total", "fencing_token_rejections_total"] {
             counter!(name, "strategy" => strategy).absolute(0);
         }
     }
@@ -113,7 +128,7 @@ pub fn booking_finished(strategy: StrategyName, status: BookingStatus, reason: O
         counter!("booking_failures_total", "strategy" => strategy.as_str(), "reason" => reason.as_str()).increment(1);
     }
     if status == BookingStatus::DoubleBooked {
-        counter!("double_bookings_detected", "strategy" => strategy.as_str()).increment(1);
+        counter!("double_bookings_detected_total", "strategy" => strategy.as_str()).increment(1);
     }
     histogram!("booking_duration_seconds", "strategy" => strategy.as_str()).record(took);
 }
@@ -159,9 +174,6 @@ pub fn strategy_applied(applied: StrategyName) {
     }
 }
 
-pub fn available_seats(event_id: i64, available: i64) {
-    gauge!("available_seats", "event_id" => event_id.to_string()).set(available as f64);
-}
 
 /// `pool` is `bookings` (the booking path's own pool) or `other` (sqlx).
 pub fn db_pool(pool: &'static str, in_use: usize, idle: usize) {

@@ -4,7 +4,8 @@
 //! every `tracing` span is also exported as an OpenTelemetry span (OTLP/HTTP,
 //! batched on a background thread), with `service.name` and
 //! `service.instance.id` on the resource. A request carrying a W3C
-//! `traceparent` joins that trace.
+//! `traceparent` joins that trace. An `https://` endpoint is spoken to over
+//! TLS (rustls).
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,11 +68,7 @@ pub fn init(config: &TelemetryConfig, service_name: &str, instance_id: &str) -> 
         tracing_subscriber::registry().with(logs).init();
         return Ok(Telemetry { provider: None });
     };
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
-        .with_timeout(Duration::from_secs(3))
-        .build()?;
+    let exporter = otlp_exporter(endpoint)?;
     let resource = Resource::builder()
         .with_service_name(service_name.to_owned())
         .with_attribute(KeyValue::new("service.instance.id", instance_id.to_owned()))
@@ -88,6 +85,16 @@ pub fn init(config: &TelemetryConfig, service_name: &str, instance_id: &str) -> 
         .init();
     tracing::info!(endpoint, "exporting traces over OTLP/HTTP");
     Ok(Telemetry { provider: Some(provider) })
+}
+
+/// OTLP/HTTP with protobuf to `{endpoint}/v1/traces`, on reqwest's blocking
+/// client: `http://` or `https://` (rustls, the system's roots).
+fn otlp_exporter(endpoint: &str) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    Ok(opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .with_timeout(Duration::from_secs(3))
+        .build()?)
 }
 
 /// Wraps the OTLP exporter so that an unreachable collector is reported once
@@ -152,4 +159,35 @@ pub fn request_span<B>(request: &Request<B>) -> Span {
     let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(request.headers())));
     let _ = span.set_parent(parent);
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// An `https://` collector gets a TLS handshake, not plain HTTP and not
+    /// nothing: the exporter's HTTP client has TLS compiled in. (A listener
+    /// that is not a TLS server then fails the handshake; what matters is
+    /// the first bytes: a TLS handshake record, 0x16 0x03.)
+    #[test]
+    fn an_https_endpoint_is_spoken_to_over_tls() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("https://{}", listener.local_addr().unwrap());
+        let first_bytes = std::thread::spawn(move || {
+            let (mut connection, _) = listener.accept().expect("the exporter connects");
+            connection.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            let mut head = [0u8; 3];
+            connection.read_exact(&mut head).expect("the exporter sends its first bytes");
+            head
+        });
+        let provider = SdkTracerProvider::builder().with_simple_exporter(super::otlp_exporter(&endpoint).unwrap()).build();
+        provider.tracer("tls-probe").start("probe").end();
+        let head = first_bytes.join().unwrap();
+        assert_eq!(&head[..2], &[0x16, 0x03], "not a TLS handshake: {head:?} ({:?})", String::from_utf8_lossy(&head));
+        let _ = provider.shutdown();
+    }
 }

@@ -122,3 +122,74 @@ async fn the_migrate_subcommand_creates_the_database_and_its_seed() {
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "migrations applied");
     assert_eq!(crate::helpers::count(&options, "SELECT count(*) FROM seats WHERE event_id = 1").await, 100);
 }
+
+/// The metric families a scrape shows: name and type, from the `# TYPE` lines.
+fn families(exposition: &str) -> std::collections::BTreeSet<(String, String)> {
+    exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .map(|rest| {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name type");
+            (name.to_owned(), kind.to_owned())
+        })
+        .collect()
+}
+
+/// The README's metric table: (name, type) per row.
+fn readme_metrics() -> std::collections::BTreeSet<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme.split("| metric | type | labels | what |").nth(1).expect("README has the metric table");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_are_the_readmes_list_and_pass_promtool() {
+    let app = spawn_app_with(Options { strategy: "pessimistic", ..Options::default() }).await;
+    app.book("A1", "alice").await;
+    app.book("A1", "bob").await;
+    let scrape = || async { app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap() };
+    let exposition = scrape().await;
+
+    let exported = families(&exposition);
+    let documented = readme_metrics();
+    let undocumented: Vec<_> = exported.difference(&documented).collect();
+    let missing: Vec<_> = documented.difference(&exported).collect();
+    assert!(undocumented.is_empty() && missing.is_empty(), "exported but not in README: {undocumented:?}; in README but not exported: {missing:?}");
+    for (name, kind) in &exported {
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}: counters and only counters end in _total");
+    }
+    let process = |name: &str| {
+        let line = exposition.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+    };
+    assert!(process("process_cpu_seconds_total") > 0.0 && process("process_resident_memory_bytes") > 1e6, "the process's own CPU and memory");
+
+    // Prometheus' own linter: naming, units, help text.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus, or scripts/prereqs.sh)");
+    use std::io::Write as _;
+    promtool.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
+    let linted = promtool.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&linted.stdout), String::from_utf8_lossy(&linted.stderr));
+    assert!(linted.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+
+    // A per-event series lives exactly as long as its event.
+    let (_, created) = app.post("/admin/events", serde_json::json!({"name": "short-lived", "rows": 1, "seats_per_row": 5})).await;
+    let series = format!("available_seats{{event_id=\"{}\"", created["event"]["id"]);
+    assert!(scrape().await.lines().any(|line| line.starts_with(&series) && line.ends_with(" 5")), "{series} while the event exists");
+    app.delete(&format!("/admin/events/{}", created["event"]["id"])).await;
+    assert!(!scrape().await.contains(&series), "{series} outlived its event");
+}

@@ -49,6 +49,28 @@ async fn through_nginx_three_replicas_with_a_token_keep_the_contract() {
     assert!(!without.status.success(), "exercises without the token cannot switch strategy");
     assert!(String::from_utf8_lossy(&without.stderr).contains("401"), "{}", String::from_utf8_lossy(&without.stderr));
 
+    // A method a route does not take is 405 with the route's methods in
+    // `Allow`, whether nginx refuses it (TRACE) or a replica does (PUT).
+    let replica = format!("http://127.0.0.1:{}", cluster.replica_port_base);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", "1").replace("{seat_number}", "A1");
+        let mut expected: Vec<String> = item.as_object().unwrap().keys().map(|method| method.to_uppercase()).collect();
+        if expected.iter().any(|method| method == "GET") {
+            expected.push("HEAD".to_owned());
+        }
+        expected.sort();
+        for (via, base, method) in [("nginx", lb.as_str(), reqwest::Method::TRACE), ("replica-1", replica.as_str(), reqwest::Method::PUT)] {
+            let answer = http.request(method.clone(), format!("{base}{concrete}")).bearer_auth(TOKEN).send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {concrete} via {via}");
+            let allow = answer.headers().get("allow").map(|value| value.to_str().unwrap().to_owned()).unwrap_or_default();
+            let mut allowed: Vec<String> = allow.split(',').map(|method| method.trim().to_uppercase()).filter(|m| !m.is_empty()).collect();
+            allowed.sort();
+            assert_eq!(allowed, expected, "{method} {concrete} via {via}: Allow {allow:?}");
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(body["code"], "method_not_allowed", "{method} {concrete} via {via}: {body}");
+        }
+    }
+
     let results = tempdir();
     let k6 = Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("k6/run.sh"))
         .args(["race", "--quiet"])

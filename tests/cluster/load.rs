@@ -39,6 +39,32 @@ async fn the_comparison_shows_the_mutex_failing_across_replicas_and_holding_on_o
     let table = compare::markdown(&rows);
     assert_eq!(table.lines().count(), 2 + StrategyName::ALL.len(), "{table}");
 
+    // The picture: every strategy's bars, the double-booking ones in red.
+    let dir = std::env::temp_dir().join(format!("compare-{}", uuid::Uuid::new_v4().simple()));
+    compare::write_files(&rows, &dir).expect("comparison files");
+    let svg = std::fs::read_to_string(dir.join("comparison.svg")).expect("comparison.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("requests/s") && svg.contains("p99 latency"), "{svg}");
+    for row in &rows {
+        assert!(svg.contains(&format!(">{}<", row.strategy)), "{} has no bar label", row.strategy);
+    }
+    let red = svg.matches("#CC0000").count();
+    assert_eq!(red, 2 * 2, "none and mutex double-booked: a red bar each in both charts ({red} red shapes)");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // `compare --json`, as a user runs it: JSON on stdout, the files written too.
+    let output = Command::new(env!("CARGO_BIN_EXE_booking-service"))
+        .args(["compare", "--strategies", "pessimistic", "--duration-secs", "1", "--concurrency", "8", "--json", "--base-url", &cluster.lb_url])
+        .arg("--output-dir")
+        .arg(&dir)
+        .output()
+        .expect("booking-service compare");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(json[0]["strategy"], "pessimistic", "{json}");
+    assert!(json[0]["requests_per_sec"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(dir.join("comparison.svg").exists() && dir.join("comparison.csv").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+
     cluster.script(&["scale", "1"]);
     let rows = compare::run(&client, &[StrategyName::Mutex], &short()).await.expect("comparison");
     assert_eq!(rows[0].double_bookings, 0, "one replica, one mutex: {:?}", rows[0]);

@@ -21,7 +21,7 @@ async fn flipping_among_the_safe_strategies_under_contended_load_double_books_no
         interval: Duration::from_millis(300),
     };
 
-    let report = flip::run(&cluster.client(), &settings).await.expect("flip run");
+    let report = flip::run(&cluster.client(), &settings, &booking_lab::progress::Ticker::over(settings.duration)).await.expect("flip run");
 
     let context = format!("{report:#?}\n{}", cluster.logs());
     // Nominally one switch every 300 ms; on a busy machine a switch itself

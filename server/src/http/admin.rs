@@ -173,6 +173,7 @@ fn switch_message(report: &Report) -> String {
 struct EventQuery {
     /// The event (every event when absent; `reset` defaults to 1).
     #[param(minimum = 1, example = 1)]
+    #[serde(default, deserialize_with = "integer::optional_text")]
     event_id: Option<i64>,
 }
 
@@ -223,7 +224,6 @@ async fn reset(State(state): State<AppState>, query: Result<Query<EventQuery>, Q
     let report = change_event(&state, event_id, EventChange::Reset).await?;
     // Counted in the database: a load-test event can have 200 000 seats.
     let available = storage::available_seats(&state.db, Some(event_id)).await?.first().map_or(0, |(_, free)| *free);
-    crate::metrics::available_seats(event_id, available);
     Ok(Json(ResetAnswer {
         status: ResetStatus::Reset,
         event_id,

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{Error, ErrorBody, Result};
+use super::integer;
 use crate::state::AppState;
 use super::rows::{self, Event, Holder, Seat};
 use crate::domain::SeatNumber;
@@ -25,6 +26,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub(super) struct EventPath {
     /// The event's id; the seeded event is 1.
     #[param(example = 1)]
+    #[serde(deserialize_with = "integer::text")]
     pub id: i64,
 }
 
@@ -66,7 +68,6 @@ async fn event(State(state): State<AppState>, id: Result<Path<EventPath>, PathRe
     let booked = seats.iter().filter(|seat| seat.is_booked).count();
     let held = seats.iter().filter(|seat| !seat.is_booked && seat.is_held).count();
     let available = seats.len() - booked - held;
-    crate::metrics::available_seats(event_id, available as i64);
     let holders = rows::all(storage::holders(&state.db, event_id).await?);
     Ok(Json(EventAnswer { event, seats: SeatSummary { total: seats.len(), available, booked, held, details: seats }, holders }))
 }
@@ -85,6 +86,7 @@ struct SeatsQuery {
     available_only: bool,
     /// Seats per page: 1 to 10000 (default 1000).
     #[param(minimum = 1, maximum = 10000, example = 100)]
+    #[serde(default, deserialize_with = "integer::optional_text")]
     limit: Option<i64>,
     /// Where the page starts: the `next_cursor` of the page before (the seat
     /// number it ended with). Absent: the first page.
@@ -143,6 +145,7 @@ async fn seats(
 struct SeatPath {
     /// The event's id; the seeded event is 1.
     #[param(example = 1)]
+    #[serde(deserialize_with = "integer::text")]
     id: i64,
     /// The seat's number within its event.
     #[param(pattern = r"^[A-Za-z]{1,4}[0-9]{1,4}$", example = "A1")]

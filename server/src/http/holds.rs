@@ -82,6 +82,7 @@ impl TakeRequest {
 struct HoldPath {
     /// The hold's id, as `POST /holds` answered it.
     #[param(example = 1)]
+    #[serde(deserialize_with = "integer::text")]
     id: i64,
 }
 

@@ -1,7 +1,9 @@
-//! Integers in JSON bodies, read by JSON Schema's rules: `573.0` is an
-//! integer (a number whose fraction is zero), so a field the document types
-//! `integer` takes it. serde alone reads `573.0` as a float and refuses it
-//! for an `i32`, which would reject a request the document allows.
+//! Integers read by JSON Schema's rules: `573.0` is an integer (a number
+//! whose fraction is zero), so a field or parameter the document types
+//! `integer` takes it, in a JSON body (`exact`, `optional`) or in a path or
+//! query string (`text`, `optional_text`). serde alone reads `573.0` as a
+//! float, or `"573.0"` as no integer at all, and would reject a request the
+//! document allows.
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Number;
@@ -34,6 +36,34 @@ where
     }
 }
 
+/// An integer path or query parameter: `#[serde(deserialize_with = "integer::text")]`.
+pub(super) fn text<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let text = String::deserialize(deserializer)?;
+    parse_text(&text).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {text:?}")))
+}
+
+/// An optional integer query parameter:
+/// `#[serde(default, deserialize_with = "integer::optional_text")]`.
+pub(super) fn optional_text<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    text(deserializer).map(Some)
+}
+
+fn parse_text<T: TryFrom<i64>>(text: &str) -> Option<T> {
+    let value = match text.parse::<i64>() {
+        Ok(value) => value,
+        Err(_) => whole(&Number::from_f64(text.parse::<f64>().ok()?)?)?,
+    };
+    T::try_from(value).ok()
+}
+
 /// The number as an `i64`, if it is a whole number that fits.
 fn whole(number: &Number) -> Option<i64> {
     if let Some(value) = number.as_i64() {
@@ -48,7 +78,7 @@ fn whole(number: &Number) -> Option<i64> {
 mod tests {
     use serde::Deserialize;
 
-    #[derive(Deserialize)]
+    #[derive(Debug, Deserialize)]
     struct Body {
         #[serde(deserialize_with = "super::exact")]
         rows: i32,
@@ -66,6 +96,16 @@ mod tests {
         assert_eq!((body.rows, body.ttl_ms), (573, Some(100918)));
         assert_eq!(read(r#"{"rows": 5}"#).unwrap().ttl_ms, None);
         assert_eq!(read(r#"{"rows": 5, "ttl_ms": null}"#).unwrap().ttl_ms, None);
+    }
+
+    #[test]
+    fn a_path_or_query_integer_may_be_written_with_a_zero_fraction() {
+        assert_eq!(super::parse_text::<i64>("265"), Some(265));
+        assert_eq!(super::parse_text::<i64>("265.0"), Some(265));
+        assert_eq!(super::parse_text::<i64>("-3"), Some(-3));
+        for bad in ["265.5", "abc", "", "NaN", "inf", "1e300"] {
+            assert_eq!(super::parse_text::<i64>(bad), None, "{bad}");
+        }
     }
 
     #[test]

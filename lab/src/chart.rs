@@ -1,0 +1,66 @@
+//! The comparison as a picture: one SVG with two bar charts side by side,
+//! throughput and p99 latency per strategy, the strategies that let a double
+//! booking through in red. `compare` writes it next to its JSON and CSV.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::compare::Row;
+
+const SIZE: (u32, u32) = (1100, 420);
+const SAFE: RGBColor = RGBColor(52, 101, 164);
+const DOUBLE_BOOKED: RGBColor = RGBColor(204, 0, 0);
+
+/// Draws `rows` into an SVG file at `path`.
+pub fn write_svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title, body) = root.split_vertically(36);
+    title.draw(&Text::new(
+        "Each strategy under the same contended load (red: double-booked)",
+        (16, 10),
+        ("sans-serif", 18).into_font().color(&BLACK),
+    ))?;
+    let (left, right) = body.split_horizontally(SIZE.0 / 2);
+    bars(&left, rows, "throughput, requests/s", |row| row.requests_per_sec, 0)?;
+    bars(&right, rows, "p99 latency, ms", |row| row.p99_ms, 1)?;
+    root.present()?;
+    Ok(())
+}
+
+/// One horizontal bar per strategy, its value written at the bar's end.
+fn bars<DB>(area: &DrawingArea<DB, Shift>, rows: &[Row], caption: &str, value: impl Fn(&Row) -> f64, decimals: usize) -> anyhow::Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
+    let names: Vec<String> = rows.iter().map(|row| row.strategy.to_string()).collect();
+    let top = rows.iter().map(&value).fold(0.0, f64::max).max(1.0) * 1.2;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..top, (0..rows.len()).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(rows.len())
+        .y_label_formatter(&|segment| match segment {
+            SegmentValue::CenterOf(index) => names.get(*index).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()?;
+    chart.draw_series(rows.iter().enumerate().map(|(index, row)| {
+        let color = if row.double_bookings > 0 { DOUBLE_BOOKED } else { SAFE };
+        let mut bar = Rectangle::new([(0.0, SegmentValue::Exact(index)), (value(row), SegmentValue::Exact(index + 1))], color.filled());
+        bar.set_margin(4, 4, 0, 0);
+        bar
+    }))?;
+    chart.draw_series(rows.iter().enumerate().map(|(index, row)| {
+        Text::new(format!(" {:.*}", decimals, value(row)), (value(row), SegmentValue::CenterOf(index)), ("sans-serif", 13))
+    }))?;
+    Ok(())
+}
