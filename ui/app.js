@@ -511,7 +511,7 @@ $('release-button').addEventListener('click', async () => {
   const hold = state.myHold;
   if (!hold) return;
   const { status, data } = await api('DELETE', `/holds/${hold.id}`);
-  showHold(`${status}: hold ${hold.id} ${(data && (data.status || data.error)) || ''}`, status !== 200);
+  showHold(`${status}: hold ${hold.id} ${(data && (data.message || data.status || data.error)) || ''}`, status !== 200);
   state.myHold = null;
   holdControls();
 });

@@ -170,6 +170,9 @@ async fn releasing_frees_the_seat_at_once_and_is_idempotent() {
         let (status, released) = app.delete(&format!("/holds/{id}")).await;
         assert_eq!((status, released["status"].as_str()), (StatusCode::OK, Some("released")), "{released}");
     }
+    // Released is gone: reading it says so, and what it was.
+    let (status, gone) = app.get(&format!("/holds/{id}")).await;
+    assert_eq!((status, gone["code"].as_str(), gone["hold"]["status"].as_str()), (StatusCode::GONE, Some("hold_released"), Some("released")), "{gone}");
     let (status, erin, ..) = hold(&app, "D1", "erin", 60_000).await;
     assert_eq!(status, StatusCode::CREATED, "{erin}");
     let (status, refused, _) = confirm(&app, id, None).await;
@@ -180,7 +183,7 @@ async fn releasing_frees_the_seat_at_once_and_is_idempotent() {
     let (_, short, ..) = hold(&app, "D2", "dave", 200).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, released) = app.delete(&format!("/holds/{}", hold_id(&short))).await;
-    assert_eq!((status, released["status"].as_str()), (StatusCode::OK, Some("expired")), "{released}");
+    assert_eq!((status, released["code"].as_str(), released["hold"]["status"].as_str()), (StatusCode::GONE, Some("hold_expired"), Some("expired")), "{released}");
     let pool = sqlx::PgPool::connect(&app.options.database_url).await.unwrap();
     let seat_hold: Option<i64> = sqlx::query_scalar("SELECT hold_id FROM seats WHERE event_id = 1 AND seat_number = 'D2'").fetch_one(&pool).await.unwrap();
     assert_eq!(seat_hold, None);

@@ -234,29 +234,49 @@ async fn take(State(state): State<AppState>, payload: Result<Json<TakeRequest>, 
 }
 
 /// A hold as it stands: `held` (with the milliseconds left, by the
-/// database's clock), `confirmed`, `released` or `expired`.
+/// database's clock), `confirmed` or `expired`. A hold its customer
+/// released is gone: 410.
 #[utoipa::path(
     get, path = "/holds/{id}", tag = "holds", operation_id = "getHold",
     params(HoldPath),
     responses(
         (status = OK, description = "The hold", body = HoldView),
+        (status = GONE, description = "The hold was released (`hold_released`); the body says when", body = HoldRefused),
         (status = BAD_REQUEST, description = "The id is not an integer", body = ErrorBody),
         (status = NOT_FOUND, description = "No hold has this id", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "Postgres is down", body = ErrorBody),
     ),
 )]
-async fn get(State(state): State<AppState>, id: Result<Path<HoldPath>, PathRejection>) -> Result<Json<HoldView>> {
+async fn get(State(state): State<AppState>, id: Result<Path<HoldPath>, PathRejection>) -> Result<Response> {
     let Path(HoldPath { id }) = id?;
-    Ok(Json(state.holds.get(id).await?.into()))
+    let hold = state.holds.get(id).await?;
+    if hold.status == HoldStatus::Released {
+        return Ok(released(hold));
+    }
+    Ok(Json(HoldView::from(hold)).into_response())
+}
+
+/// A hold its customer released is gone, as `DELETE` promises: 410, with
+/// what it was.
+fn released(hold: Hold) -> Response {
+    let message = format!(
+        "hold {} was released at {} (the database's clock)",
+        hold.id,
+        hold.ended_at.unwrap_or(hold.expires_at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    refused(StatusCode::GONE, "hold_released", message, Some(hold))
 }
 
 /// Gives the hold back; its seat is on sale again at once. Idempotent: a
-/// hold already released or expired is answered as it stands.
+/// hold already released is answered as it stands. A hold that ran out
+/// first is written down as expired (its seat freed, sweep or no sweep),
+/// and answered 410.
 #[utoipa::path(
     delete, path = "/holds/{id}", tag = "holds", operation_id = "releaseHold",
     params(HoldPath),
     responses(
-        (status = OK, description = "The hold, now `released` (or `expired`, if it ran out first)", body = HoldView),
+        (status = OK, description = "The hold, now `released`", body = HoldView),
+        (status = GONE, description = "The hold had expired before this release (`hold_expired`)", body = HoldRefused),
         (status = CONFLICT, description = "The hold was confirmed: it is a booking now (`hold_confirmed`)", body = HoldRefused),
         (status = BAD_REQUEST, description = "The id is not an integer", body = ErrorBody),
         (status = NOT_FOUND, description = "No hold has this id", body = ErrorBody),
@@ -266,11 +286,20 @@ async fn get(State(state): State<AppState>, id: Result<Path<HoldPath>, PathRejec
 async fn release(State(state): State<AppState>, id: Result<Path<HoldPath>, PathRejection>) -> Result<Response> {
     let Path(HoldPath { id }) = id?;
     let hold = state.holds.release(id).await?;
-    if hold.status == HoldStatus::Confirmed {
-        let message = format!("hold {id} was confirmed (booking {}): it can no longer be released", hold.booking_id.unwrap_or_default());
-        return Ok(refused(StatusCode::CONFLICT, "hold_confirmed", message, Some(hold)));
+    match hold.status {
+        HoldStatus::Confirmed => {
+            let message = format!("hold {id} was confirmed (booking {}): it can no longer be released", hold.booking_id.unwrap_or_default());
+            Ok(refused(StatusCode::CONFLICT, "hold_confirmed", message, Some(hold)))
+        }
+        HoldStatus::Expired => {
+            let message = format!(
+                "hold {id} had expired at {} (the database's clock): there was nothing left to release",
+                hold.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+            Ok(refused(StatusCode::GONE, "hold_expired", message, Some(hold)))
+        }
+        HoldStatus::Held | HoldStatus::Released => Ok(Json(HoldView::from(hold)).into_response()),
     }
-    Ok(Json(HoldView::from(hold)).into_response())
 }
 
 /// Books the held seat, if the hold is still live by Postgres' clock and

@@ -19,6 +19,7 @@ use futures_util::{Stream, StreamExt, stream};
 use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -42,9 +43,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     get, path = "/events/{id}/stream", tag = "events", operation_id = "streamEvent",
     params(EventPath),
     responses(
-        (status = OK, description = "`text/event-stream`: events `hello`, `seat` (a booking committed on any replica: \\
-            `{kind, event_id, seat_number, customer_id, instance, status, holders, booking_id}`), `reset`, `strategy` and `resync` \\
-            (reload the event)", body = String, content_type = "text/event-stream"),
+        (status = OK, description = "Server-Sent Events: `hello`, then `seat`, `hold`, `freed`, `reset`, `strategy` and `resync` \
+            as they happen; the schema describes one event", body = StreamEvent, content_type = "text/event-stream"),
         (status = BAD_REQUEST, description = "The id is not an integer", body = ErrorBody),
         (status = NOT_FOUND, description = "No event has this id", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "This replica already serves MAX_STREAMS streams, or Postgres is down", body = ErrorBody),
@@ -64,25 +64,25 @@ async fn stream(
 
     let applied = state.active.current();
     let hello = event(
-        "hello",
+        Kind::Hello,
         json!({ "instance": state.instance_id, "event_id": event_id, "strategy": applied.name, "version": applied.epoch }),
     );
     let instance = state.instance_id.clone();
     let seats = BroadcastStream::new(updates).filter_map(move |update| {
         std::future::ready(match update {
             Ok(Update::Change(change)) if change.event_id() == event_id => Some(match &*change {
-                Change::Booked { .. } => event("seat", &*change),
-                Change::Held { .. } => event("hold", &*change),
-                Change::Freed { .. } => event("freed", &*change),
-                Change::Reset { .. } => event("reset", &*change),
+                Change::Booked { .. } => event(Kind::Seat, &*change),
+                Change::Held { .. } => event(Kind::Hold, &*change),
+                Change::Freed { .. } => event(Kind::Freed, &*change),
+                Change::Reset { .. } => event(Kind::Reset, &*change),
             }),
             Ok(Update::Change(_)) => None,
-            Ok(Update::Resync) => Some(event("resync", json!({ "reason": "this replica resubscribed to the seat feed" }))),
-            Err(_lagged) => Some(event("resync", json!({ "reason": "this stream fell behind and lost changes" }))),
+            Ok(Update::Resync) => Some(event(Kind::Resync, json!({ "reason": "this replica resubscribed to the seat feed" }))),
+            Err(_lagged) => Some(event(Kind::Resync, json!({ "reason": "this stream fell behind and lost changes" }))),
         })
     });
     let strategies = WatchStream::from_changes(state.active.subscribe()).map(move |applied| {
-        event("strategy", json!({ "instance": instance, "strategy": applied.name, "version": applied.epoch }))
+        event(Kind::Strategy, json!({ "instance": instance, "strategy": applied.name, "version": applied.epoch }))
     });
     let events = stream::once(std::future::ready(hello))
         .chain(stream::select(seats, strategies))
@@ -113,6 +113,57 @@ impl Drop for Place {
     }
 }
 
-fn event(name: &str, data: impl serde::Serialize) -> Event {
+fn event(kind: Kind, data: impl serde::Serialize) -> Event {
+    let name = kind.as_str();
     Event::default().event(name).json_data(data).unwrap_or_else(|_| Event::default().event(name))
+}
+
+/// One event of the stream as an SSE client reads it: its name, and its
+/// JSON payload as the `data` line.
+#[derive(ToSchema)]
+#[allow(dead_code)] // The document's description of what `event` writes.
+struct StreamEvent {
+    event: Kind,
+    /// A JSON object: `hello` `{instance, event_id, strategy, version}`; `seat`
+    /// `{kind, event_id, seat_number, customer_id, instance, status, holders,
+    /// booking_id}`; `hold` and `freed` the hold and its seat; `reset`
+    /// `{event_id}`; `strategy` `{instance, strategy, version}`; `resync`
+    /// `{reason}`.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// The name of a stream event.
+#[derive(Clone, Copy, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum Kind {
+    /// First, once: this replica and its strategy.
+    Hello,
+    /// A booking committed on any replica.
+    Seat,
+    /// A hold taken.
+    Hold,
+    /// A hold released or expired.
+    Freed,
+    /// The event was reset or deleted.
+    Reset,
+    /// This replica applied a new strategy.
+    Strategy,
+    /// Changes may have been missed: reload the event.
+    Resync,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Seat => "seat",
+            Self::Hold => "hold",
+            Self::Freed => "freed",
+            Self::Reset => "reset",
+            Self::Strategy => "strategy",
+            Self::Resync => "resync",
+        }
+    }
 }
