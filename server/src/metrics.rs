@@ -109,6 +109,15 @@ pub fn collect_process() {
 fn register_zeroes() {
     counter!("idempotent_replays_total").absolute(0);
     counter!("idempotency_takeovers_total").absolute(0);
+    for event in HOLD_EVENTS {
+        counter!("seat_holds_total", "event" => event).absolute(0);
+    }
+    for outcome in ["complete", "without_lagging"] {
+        counter!("strategy_switches_total", "outcome" => outcome).absolute(0);
+    }
+    gauge!("seat_streams_open").set(0.0);
+    // An empty histogram until the first switch pauses a booking.
+    let _ = histogram!("strategy_switch_pause_seconds");
     for strategy in StrategyName::ALL.map(StrategyName::as_str) {
         for status in BookingStatus::ALL.map(BookingStatus::as_str) {
             counter!("bookings_total", "strategy" => strategy, "status" => status).absolute(0);
@@ -133,10 +142,15 @@ pub fn booking_finished(strategy: StrategyName, status: BookingStatus, reason: O
     histogram!("booking_duration_seconds", "strategy" => strategy.as_str()).record(took);
 }
 
-/// A step in a seat hold's life: `taken`, `existing` (the customer's live
-/// hold, again), `refused`, `refused_cap`, `confirmed`, `confirm_ended`
-/// (410), `confirm_lost` (409), `released`, `expired` (swept).
+/// The steps of a seat hold's life: `taken`, `existing` (the customer's
+/// live hold, again), `refused`, `refused_cap`, `confirmed`, `confirm_ended`
+/// (410), `confirm_lost` (409), `released`, `expired` (swept, or found out
+/// on release).
+const HOLD_EVENTS: [&str; 9] = ["taken", "existing", "refused", "refused_cap", "confirmed", "confirm_ended", "confirm_lost", "released", "expired"];
+
+/// A step in a seat hold's life, one of [`HOLD_EVENTS`].
 pub fn hold_event(event: &'static str) {
+    debug_assert!(HOLD_EVENTS.contains(&event), "{event} is not a hold event");
     counter!("seat_holds_total", "event" => event).increment(1);
 }
 

@@ -52,7 +52,7 @@ async fn ready_checks_postgres_and_redis_and_fails_without_redis() {
     for path in ["/ready", "/health?ready=true"] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
-        assert_eq!(body["status"], "unavailable");
+        assert_eq!((body["status"].as_str(), body["code"].as_str()), (Some("unavailable"), Some("unavailable")), "{path}: {body}");
         assert_eq!(body["checks"]["postgres"], "ok");
         assert_ne!(body["checks"]["redis"], "ok");
     }

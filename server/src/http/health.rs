@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::StrategyName;
-use super::error::{Error, ErrorBody};
+use super::error::{Error, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -55,6 +55,9 @@ enum Alive {
 #[schema(example = json!({"status": "ready", "instance": "replica-1", "checks": {"postgres": "ok", "redis": "ok"}}))]
 struct Readiness {
     status: ReadyStatus,
+    /// With a 503: `unavailable`, as every outage answer has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<ErrorCode>,
     instance: String,
     checks: Checks,
 }
@@ -133,6 +136,7 @@ async fn readiness(state: &AppState) -> (StatusCode, Readiness) {
     let ready = postgres == "ok" && redis == "ok";
     let body = Readiness {
         status: if ready { ReadyStatus::Ready } else { ReadyStatus::Unavailable },
+        code: (!ready).then_some(ErrorCode::Unavailable),
         instance: state.instance_id.clone(),
         checks: Checks { postgres, redis },
     };

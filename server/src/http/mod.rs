@@ -3,8 +3,9 @@
 //! (`openapi`), plus the middleware every request passes (the admin
 //! token, the deadline, the body read whole and within its limit), the
 //! listener whose connections close without a reset (`linger`), the seat
-//! map page (`ui`), and the one error type every handler answers with
-//! (`error`).
+//! map page (`ui`), the one error type every handler answers with
+//! (`error`, each error with a stable code), and integers read by JSON
+//! Schema's rules in bodies, paths and queries (`integer`).
 
 mod admin;
 mod admin_token;
