@@ -64,3 +64,46 @@ where
     }))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use booking_server::domain::StrategyName;
+
+    use super::*;
+
+    fn row(strategy: StrategyName, double_bookings: u64, requests_per_sec: f64, p99_ms: f64) -> Row {
+        Row {
+            strategy,
+            attempts: 100,
+            confirmed: 50,
+            failed: 50,
+            double_bookings,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+            requests_per_sec,
+            optimistic_retries: 0,
+            lock_contentions: 0,
+            errors: 0,
+            replicas: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn every_strategy_gets_a_bar_in_both_charts_and_double_booking_is_red() {
+        let rows = [row(StrategyName::None, 7, 541.0, 75.8), row(StrategyName::Pessimistic, 0, 561.0, 67.7)];
+        let path = std::env::temp_dir().join(format!("chart-{}.svg", std::process::id()));
+        write_svg(&rows, &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        // plotters writes each text on a line of its own.
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        for expected in ["none", "pessimistic", "throughput, requests/s", "p99 latency, ms", "541", "75.8"] {
+            assert!(texts.contains(&expected), "{expected:?} is not drawn");
+        }
+        let bars = |color: &str| svg.lines().filter(|line| line.starts_with("<rect") && line.contains(color)).count();
+        assert_eq!((bars("#CC0000"), bars("#3465A4")), (2, 2), "one bar per strategy and chart, red where it double-booked");
+    }
+}
