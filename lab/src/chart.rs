@@ -36,31 +36,35 @@ where
     DB: DrawingBackend,
     DB::ErrorType: 'static,
 {
-    let names: Vec<String> = rows.iter().map(|row| row.strategy.to_string()).collect();
+    // plotters counts from the bottom up; the table reads from the top down.
+    let slot = |index: usize| rows.len() - 1 - index;
+    let name_at = |slot_index: usize| rows.get(rows.len().checked_sub(1 + slot_index)?).map(|row| row.strategy.to_string());
     let top = rows.iter().map(&value).fold(0.0, f64::max).max(1.0) * 1.2;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(28)
         .y_label_area_size(90)
-        .build_cartesian_2d(0.0..top, (0..rows.len()).into_segmented())?;
+        // An integer range is closed in plotters: 0..n - 1 makes n slots.
+        .build_cartesian_2d(0.0..top, (0..rows.len().saturating_sub(1)).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_labels(rows.len())
         .y_label_formatter(&|segment| match segment {
-            SegmentValue::CenterOf(index) => names.get(*index).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(slot_index) => name_at(*slot_index).unwrap_or_default(),
             _ => String::new(),
         })
         .draw()?;
     chart.draw_series(rows.iter().enumerate().map(|(index, row)| {
         let color = if row.double_bookings > 0 { DOUBLE_BOOKED } else { SAFE };
-        let mut bar = Rectangle::new([(0.0, SegmentValue::Exact(index)), (value(row), SegmentValue::Exact(index + 1))], color.filled());
+        let mut bar = Rectangle::new([(0.0, SegmentValue::Exact(slot(index))), (value(row), SegmentValue::Exact(slot(index) + 1))], color.filled());
         bar.set_margin(4, 4, 0, 0);
         bar
     }))?;
     chart.draw_series(rows.iter().enumerate().map(|(index, row)| {
-        Text::new(format!(" {:.*}", decimals, value(row)), (value(row), SegmentValue::CenterOf(index)), ("sans-serif", 13))
+        Text::new(format!(" {:.*}", decimals, value(row)), (value(row), SegmentValue::CenterOf(slot(index))), ("sans-serif", 13))
     }))?;
     Ok(())
 }
@@ -103,6 +107,15 @@ mod tests {
         for expected in ["none", "pessimistic", "throughput, requests/s", "p99 latency, ms", "541", "75.8"] {
             assert!(texts.contains(&expected), "{expected:?} is not drawn");
         }
+        // The strategies read from the top down, in the table's order: the y
+        // of a label is on the `<text` line before it.
+        let label_y = |label: &str| -> f64 {
+            let line = texts.iter().position(|text| *text == label).unwrap();
+            let tag = texts[line - 1];
+            let y = tag.split(" y=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+            y.parse().unwrap()
+        };
+        assert!(label_y("none") < label_y("pessimistic"), "the first row is drawn on top");
         let bars = |color: &str| svg.lines().filter(|line| line.starts_with("<rect") && line.contains(color)).count();
         assert_eq!((bars("#CC0000"), bars("#3465A4")), (2, 2), "one bar per strategy and chart, red where it double-booked");
     }
