@@ -14,10 +14,7 @@ where
     D: Deserializer<'de>,
     T: TryFrom<i64>,
 {
-    let number = Number::deserialize(deserializer)?;
-    whole(&number)
-        .and_then(|value| T::try_from(value).ok())
-        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer in range, got {number}")))
+    in_range(Number::deserialize(deserializer)?)
 }
 
 /// An optional integer field (absent or `null` is `None`):
@@ -27,13 +24,15 @@ where
     D: Deserializer<'de>,
     T: TryFrom<i64>,
 {
-    match Option::<Number>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(number) => whole(&number)
-            .and_then(|value| T::try_from(value).ok())
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("expected an integer in range, got {number}"))),
-    }
+    Option::<Number>::deserialize(deserializer)?.map(in_range).transpose()
+}
+
+/// A JSON number as a `T`, if it is a whole number in `T`'s range; the error
+/// names the number.
+fn in_range<T: TryFrom<i64>, E: serde::de::Error>(number: Number) -> Result<T, E> {
+    whole(&number)
+        .and_then(|value| T::try_from(value).ok())
+        .ok_or_else(|| E::custom(format!("expected an integer in range, got {number}")))
 }
 
 /// An integer path or query parameter: `#[serde(deserialize_with = "integer::text")]`.
