@@ -42,10 +42,15 @@ async fn ready_checks_postgres_and_redis_and_fails_without_redis() {
     let mut redis = RedisServer::start();
     let app = spawn_app_with(Options { redis_url: redis.url(), ..Options::default() }).await;
 
+    let retry_after = |path: &'static str| {
+        let request = app.client.get(format!("{}{path}", app.address)).send();
+        async move { request.await.expect("request failed").headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned()) }
+    };
     let (status, body) = app.get("/ready").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["redis"], "ok");
+    assert_eq!(retry_after("/ready").await, None, "a ready replica sets no Retry-After");
 
     redis.stop();
 
@@ -53,6 +58,7 @@ async fn ready_checks_postgres_and_redis_and_fails_without_redis() {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
         assert_eq!((body["status"].as_str(), body["code"].as_str()), (Some("unavailable"), Some("unavailable")), "{path}: {body}");
+        assert_eq!(retry_after(path).await.as_deref(), Some("1"), "{path}: not ready is an outage to wait out");
         assert_eq!(body["checks"]["postgres"], "ok");
         assert_ne!(body["checks"]["redis"], "ok");
     }

@@ -98,7 +98,7 @@ async fn health(State(state): State<AppState>, query: Result<Query<HealthQuery>,
     match query {
         Ok(Query(query)) if query.ready => {
             let (status, readiness) = readiness(&state).await;
-            return (status, retry_after(status), Json(HealthAnswer::Ready(readiness))).into_response();
+            return (status, retry_after(&readiness), Json(HealthAnswer::Ready(readiness))).into_response();
         }
         Ok(_) => {}
         Err(rejection) => return Error::from(rejection).into_response(),
@@ -122,12 +122,13 @@ async fn health(State(state): State<AppState>, query: Result<Query<HealthQuery>,
 )]
 async fn ready(State(state): State<AppState>) -> Response {
     let (status, readiness) = readiness(&state).await;
-    (status, retry_after(status), Json(readiness)).into_response()
+    (status, retry_after(&readiness), Json(readiness)).into_response()
 }
 
-/// Not ready is an outage like any other 503: try again in a second.
-fn retry_after(status: StatusCode) -> Option<[(HeaderName, HeaderValue); 1]> {
-    (status == StatusCode::SERVICE_UNAVAILABLE).then(|| [(RETRY_AFTER, HeaderValue::from(1))])
+/// Not ready is an outage like any other 503: `Retry-After` as its code
+/// (`unavailable`) says, the same as every error answer with that code.
+fn retry_after(readiness: &Readiness) -> Option<[(HeaderName, HeaderValue); 1]> {
+    readiness.code.and_then(ErrorCode::retry_after).map(|seconds| [(RETRY_AFTER, HeaderValue::from(seconds))])
 }
 
 async fn readiness(state: &AppState) -> (StatusCode, Readiness) {
