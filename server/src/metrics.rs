@@ -188,7 +188,6 @@ pub fn strategy_applied(applied: StrategyName) {
     }
 }
 
-
 /// `pool` is `bookings` (the booking path's own pool) or `other` (sqlx).
 pub fn db_pool(pool: &'static str, in_use: usize, idle: usize) {
     gauge!("db_pool_connections", "pool" => pool, "state" => "in_use").set(in_use as f64);
